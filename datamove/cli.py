@@ -1,0 +1,448 @@
+"""The ``datamove`` command: the only module that prints.
+
+Each command parses its flags into library calls and renders the typed
+report the library returns. Exit codes: 0 success, 1 a failed or unverified
+run, 2 a usage or input error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+import datamove
+from datamove.errors import DatamoveError, SyncFailedError
+from datamove.options import MiB
+from datamove.orchestrator import Progress
+from datamove.report import SyncReport, VerifyReport
+from datamove.storage import parse_options
+
+F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("datamove")
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        return json.dumps(entry)
+
+
+def _setup_logging(verbose: int, quiet: bool, log_format: str) -> None:
+    level = logging.WARNING
+    if quiet:
+        level = logging.ERROR
+    elif verbose == 1:
+        level = logging.INFO
+    elif verbose >= 2:
+        level = logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    if log_format == "json":
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("datamove")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _common(function: F) -> F:
+    decorators = [
+        click.option(
+            "-v", "--verbose", count=True, help="More log output (-vv: debug)."
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="Errors only."),
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="Log line format on stderr.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def _sync_options(function: F) -> F:
+    decorators = [
+        click.option("--include", multiple=True, help="Only files matching this glob."),
+        click.option("--exclude", multiple=True, help="Skip files matching this glob."),
+        click.option(
+            "--format",
+            "format_",
+            help="Force the source format: csv, tsv, jsonl, parquet, arrow, orc "
+            "(optionally with .gz/.bz2/.zst).",
+        ),
+        click.option("--shard-size", default="128MiB", show_default=True),
+        click.option(
+            "--compression",
+            default="zstd",
+            show_default=True,
+            type=click.Choice(["zstd", "snappy", "gzip", "brotli", "lz4", "none"]),
+        ),
+        click.option("--partition-by", multiple=True, help="Hive-partition by COL."),
+        click.option("--column-type", multiple=True, help="COL=TYPE override."),
+        click.option(
+            "--schema", "schema_file", help="YAML/JSON file mapping column to type."
+        ),
+        click.option(
+            "--on-bad-rows",
+            type=click.Choice(["fail", "skip", "quarantine"]),
+            default="fail",
+            show_default=True,
+        ),
+        click.option(
+            "--quarantine-dir",
+            default="datamove-quarantine",
+            show_default=True,
+            help="Local folder for quarantined rows (never the destination).",
+        ),
+        click.option(
+            "--checksum",
+            "content_checksum",
+            is_flag=True,
+            help="Fingerprint sources by content hash, not only size and mtime.",
+        ),
+        click.option(
+            "--source-options", help="fsspec storage options of the source (JSON)."
+        ),
+        click.option(
+            "--dest-options", help="fsspec storage options of the destination (JSON)."
+        ),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def _column_types(column_type: tuple[str, ...], schema_file: str | None) -> list[str]:
+    pairs = list(column_type)
+    if schema_file:
+        import yaml
+
+        try:
+            with open(schema_file, encoding="utf-8") as handle:
+                mapping = yaml.safe_load(handle)
+        except OSError as error:
+            raise datamove.UsageError(
+                f"--schema {schema_file}: {error.strerror}"
+            ) from None
+        except yaml.YAMLError as error:
+            raise datamove.UsageError(
+                f"--schema {schema_file}: not YAML/JSON ({error})"
+            ) from None
+        if not isinstance(mapping, dict):
+            raise datamove.UsageError(
+                f"--schema {schema_file}: expected a mapping COL: TYPE"
+            )
+        pairs = [f"{name}={type_}" for name, type_ in mapping.items()] + pairs
+    return pairs
+
+
+def _option_values(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "include": kwargs["include"],
+        "exclude": kwargs["exclude"],
+        "format": kwargs["format_"],
+        "shard_size": kwargs["shard_size"],
+        "compression": kwargs["compression"],
+        "partition_by": kwargs["partition_by"],
+        "column_types": _column_types(kwargs["column_type"], kwargs["schema_file"]),
+        "on_bad_rows": kwargs["on_bad_rows"],
+        "quarantine_dir": kwargs["quarantine_dir"],
+        "content_checksum": kwargs["content_checksum"],
+    }
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn datamove errors into one line on stderr and the right exit code."""
+    try:
+        yield
+    except DatamoveError as error:
+        click.echo(f"datamove: error: {error}", err=True)
+        sys.exit(error.exit_code)
+
+
+class _ProgressDisplay:
+    """A rich progress bar on a terminal; a log line every few seconds elsewhere."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.interactive = enabled and sys.stderr.isatty()
+        self.enabled = enabled
+        self._bar: Any = None
+        self._task: Any = None
+        self._last_log = 0.0
+        self._started = time.monotonic()
+
+    def __enter__(self) -> _ProgressDisplay:
+        if self.interactive:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("[bold]sync"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[detail]}"),
+                transient=True,
+            )
+            self._bar.start()
+        return self
+
+    def update(self, progress: Progress) -> None:
+        if not self.enabled:
+            return
+        detail = f"units, {progress.rows:,} rows, {progress.shards_written} shards"
+        if self._bar is not None:
+            if self._task is None:
+                self._task = self._bar.add_task(
+                    "sync", total=progress.bytes_total, detail=""
+                )
+            self._bar.update(self._task, completed=progress.bytes_read, detail=detail)
+            return
+        now = time.monotonic()
+        if now - self._last_log >= 5 or progress.units_done == progress.units_total:
+            self._last_log = now
+            rate = progress.bytes_read / max(now - self._started, 1e-6) / MiB
+            log.info(
+                "progress: %d/%d units, %s rows, %.1f MiB/s",
+                progress.units_done,
+                progress.units_total,
+                f"{progress.rows:,}",
+                rate,
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _emit_sync(report: SyncReport, as_json: bool, report_file: str | None) -> None:
+    data = report.to_dict()
+    if report_file:
+        with open(report_file, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    if report.status == "dry-run" and report.plan is not None:
+        _print_plan(report.plan)
+        return
+    if report.status == "noop":
+        click.echo(
+            f"{report.dest}: up to date ({report.shards_skipped} shards unchanged)"
+        )
+        return
+    click.echo(
+        f"{report.dest}: {report.status}: {report.rows_written:,} rows in "
+        f"{report.shards_written} shards ({report.bytes_written / MiB:.1f} MiB), "
+        f"{report.shards_skipped} unchanged, {report.shards_deleted} deleted, "
+        f"{report.duration_s:.1f}s"
+    )
+    for failure in report.failed:
+        click.echo(f"  failed: {failure['error']}", err=True)
+
+
+def _print_plan(summary: dict[str, Any]) -> None:
+    click.echo(f"plan {summary['source']} -> {summary['dest']}")
+    click.echo(
+        f"  files: {summary['files']}   units to write: {summary['units_to_write']}   "
+        f"shards to skip: {summary['shards_to_skip']}   "
+        f"shards to delete: {summary['shards_to_delete']}   "
+        f"bytes to read: {summary['bytes_to_read'] / MiB:.1f} MiB"
+    )
+    for item in summary["write"]:
+        click.echo(f"  write  {item['piece']}  ({item['bytes'] / MiB:.1f} MiB)")
+    for path in summary["delete"]:
+        click.echo(f"  delete {path}")
+    for relpath, reason in summary["skipped_files"]:
+        click.echo(f"  skip   {relpath}: {reason}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(datamove.__version__, prog_name="datamove")
+def main() -> None:
+    """Move datasets into object stores as verified, resumable Parquet shards."""
+
+
+@main.command()
+@click.argument("source")
+@click.argument("dest")
+@_sync_options
+@click.option("--workers", type=int, help="Worker processes (default: one per core).")
+@click.option(
+    "--scheduler", envvar="DATAMOVE_SCHEDULER", help="Existing Dask scheduler."
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@click.option("--report", "report_file", help="Write the JSON report to this file.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the JSON report to stdout."
+)
+@click.option("--no-progress", is_flag=True, help="No progress display.")
+@_common
+def sync(source: str, dest: str, **kwargs: Any) -> None:
+    """Shard SOURCE into Parquet at DEST, resuming and skipping unchanged work."""
+    _setup_logging(kwargs["verbose"], kwargs["quiet"], kwargs["log_format"])
+    with _errors():
+        values = _option_values(kwargs)
+        display = _ProgressDisplay(not kwargs["no_progress"] and not kwargs["quiet"])
+        try:
+            with display:
+                report = datamove.sync(
+                    source,
+                    dest,
+                    source_options=parse_options(
+                        kwargs["source_options"], "--source-options"
+                    ),
+                    dest_options=parse_options(
+                        kwargs["dest_options"], "--dest-options"
+                    ),
+                    workers=kwargs["workers"],
+                    scheduler=kwargs["scheduler"],
+                    dry_run=kwargs["dry_run"],
+                    progress=display.update,
+                    **values,
+                )
+        except SyncFailedError as error:
+            failed: SyncReport | None = getattr(error, "report", None)
+            if failed is not None:
+                _emit_sync(failed, kwargs["as_json"], kwargs["report_file"])
+            raise
+        _emit_sync(report, kwargs["as_json"], kwargs["report_file"])
+
+
+@main.command()
+@click.argument("source")
+@click.argument("dest")
+@_sync_options
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@_common
+def plan(source: str, dest: str, **kwargs: Any) -> None:
+    """Print what a sync from SOURCE to DEST would do; write nothing."""
+    _setup_logging(kwargs["verbose"], kwargs["quiet"], kwargs["log_format"])
+    with _errors():
+        result = datamove.plan(
+            source,
+            dest,
+            source_options=parse_options(kwargs["source_options"], "--source-options"),
+            dest_options=parse_options(kwargs["dest_options"], "--dest-options"),
+            **_option_values(kwargs),
+        )
+        if kwargs["as_json"]:
+            click.echo(json.dumps(result.summary(), indent=2))
+        else:
+            _print_plan(result.summary())
+
+
+@main.command()
+@click.argument("source")
+@click.option("--include", multiple=True)
+@click.option("--exclude", multiple=True)
+@click.option("--format", "format_")
+@click.option("--source-options", help="fsspec storage options (JSON).")
+@click.option("--json", "as_json", is_flag=True)
+@_common
+def inventory(source: str, **kwargs: Any) -> None:
+    """List the files under SOURCE with formats, sizes and the unified schema."""
+    _setup_logging(kwargs["verbose"], kwargs["quiet"], kwargs["log_format"])
+    with _errors():
+        result = datamove.inventory(
+            source,
+            source_options=parse_options(kwargs["source_options"], "--source-options"),
+            include=kwargs["include"],
+            exclude=kwargs["exclude"],
+            format=kwargs["format_"],
+        )
+        files = [
+            {"path": f.relpath, "format": str(f.format), "size": f.size}
+            for f in result.inventory.files
+        ]
+        schema = [{"name": f.name, "type": str(f.type)} for f in result.schema]
+        if kwargs["as_json"]:
+            data = {
+                "files": files,
+                "schema": schema,
+                "skipped": result.inventory.skipped,
+            }
+            click.echo(json.dumps(data, indent=2))
+            return
+        for file in files:
+            click.echo(f"{file['size']:>14,}  {file['format']:<12} {file['path']}")
+        for relpath, reason in result.inventory.skipped:
+            click.echo(f"{'':>14}  {'skipped':<12} {relpath}: {reason}")
+        click.echo(f"{len(files)} files, {result.inventory.total_bytes:,} bytes")
+        click.echo("schema:")
+        for column in schema:
+            click.echo(f"  {column['name']}: {column['type']}")
+
+
+@main.command()
+@click.argument("dest")
+@click.option("--deep", is_flag=True, help="Re-read bytes and footers, recount rows.")
+@click.option("--dest-options", help="fsspec storage options (JSON).")
+@click.option("--json", "as_json", is_flag=True)
+@_common
+def verify(dest: str, **kwargs: Any) -> None:
+    """Check that DEST holds exactly what its manifest records."""
+    _setup_logging(kwargs["verbose"], kwargs["quiet"], kwargs["log_format"])
+    with _errors():
+        report: VerifyReport = datamove.verify(
+            dest,
+            deep=kwargs["deep"],
+            dest_options=parse_options(kwargs["dest_options"], "--dest-options"),
+        )
+        if kwargs["as_json"]:
+            click.echo(json.dumps(report.to_dict(), indent=2))
+        else:
+            for problem in report.problems:
+                click.echo(f"MISMATCH {problem}")
+            click.echo(
+                f"{report.dest}: {report.status}: {report.shards_checked} shards, "
+                f"{report.rows_checked:,} rows verified"
+                + (" (deep)" if report.deep else "")
+            )
+        if not report.ok:
+            sys.exit(1)
+
+
+@main.command()
+@click.option(
+    "--size", default="64MiB", show_default=True, help="Size of the generated data."
+)
+@click.option("--workdir", default="demo-data", show_default=True)
+@_common
+def demo(size: str, workdir: str, **kwargs: Any) -> None:
+    """Generate a sample dataset and sync it, to show what datamove does."""
+    _setup_logging(kwargs["verbose"], kwargs["quiet"], kwargs["log_format"])
+    from datamove.demo import run_demo
+
+    with _errors():
+        run_demo(size, workdir, click.echo)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

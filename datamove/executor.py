@@ -1,0 +1,170 @@
+"""Execution: run units on Dask, or in this process for tiny plans.
+
+This is the only module that imports Dask. The executor sees units and a
+job description, never the CLI: it ships ``execute_unit`` to workers, which
+read sources and write destinations themselves, and yields outcomes as they
+complete. A worker that dies has its units retried on another by the Dask
+scheduler; shard names are deterministic, so a retried unit rewrites the same
+objects instead of adding new ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Any, Protocol
+
+from datamove.errors import UsageError
+from datamove.planner import Unit
+from datamove.sharder import ShardJob, UnitOutcome, execute_unit
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_ENV = "DATAMOVE_SCHEDULER"
+
+
+class Executor(Protocol):
+    """Runs units and yields their outcomes in completion order."""
+
+    def run(self, units: Sequence[Unit], job: ShardJob) -> Iterator[UnitOutcome]: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def description(self) -> str: ...
+
+
+class SerialExecutor:
+    """Runs units one after another in this process."""
+
+    description = "in-process"
+
+    def run(self, units: Sequence[Unit], job: ShardJob) -> Iterator[UnitOutcome]:
+        for unit in units:
+            yield execute_unit(unit, job)
+
+    def close(self) -> None:
+        pass
+
+
+def default_workers() -> int:
+    """Worker processes for an embedded cluster: one per available core."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class DaskExecutor:
+    """Runs units on a Dask cluster: an existing one, or an embedded one.
+
+    Args:
+        client: a ``distributed.Client`` to use as it is (not closed here).
+        scheduler: the address of an existing scheduler (``tcp://host:8786``).
+        workers: worker processes of the embedded cluster started when neither
+            ``client`` nor ``scheduler`` is given.
+    """
+
+    def __init__(
+        self,
+        client: Any = None,
+        scheduler: str | None = None,
+        workers: int | None = None,
+    ) -> None:
+        from distributed import Client, LocalCluster
+
+        self._own_client = client is None
+        self._cluster: Any = None
+        if client is not None:
+            self.client = client
+            self.description = f"dask cluster at {client.scheduler.address}"
+        elif scheduler:
+            try:
+                self.client = Client(scheduler, timeout="10s")
+            except OSError as error:
+                raise UsageError(
+                    f"--scheduler {scheduler}: cannot reach the Dask scheduler "
+                    f"({error}); check the address or omit --scheduler to run locally"
+                ) from None
+            self.description = f"dask cluster at {scheduler}"
+        else:
+            count = workers or default_workers()
+            self._cluster = LocalCluster(
+                n_workers=count,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.WARNING,
+            )
+            self.client = Client(self._cluster)
+            self.description = f"embedded dask cluster of {count} worker processes"
+        log.info("executor: %s", self.description)
+
+    def run(self, units: Sequence[Unit], job: ShardJob) -> Iterator[UnitOutcome]:
+        from distributed import as_completed
+
+        futures = self.client.map(
+            execute_unit,
+            list(units),
+            job=job,
+            key=[f"datamove-{job.run_id}-{unit.unit_id}" for unit in units],
+            pure=False,
+        )
+        by_key = {future.key: unit for future, unit in zip(futures, units, strict=True)}
+        for future in as_completed(futures):
+            unit = by_key[future.key]
+            try:
+                outcome: UnitOutcome = future.result()
+            except Exception as error:
+                outcome = UnitOutcome(
+                    unit.unit_id,
+                    unit.piece.describe(),
+                    error=f"{unit.piece.describe()}: task failed: "
+                    f"{type(error).__name__}: {error}",
+                    error_type=type(error).__name__,
+                )
+            future.release()
+            yield outcome
+
+    def worker_addresses(self) -> list[str]:
+        info = self.client.scheduler_info()
+        return sorted(info.get("workers", {}))
+
+    def close(self) -> None:
+        if self._own_client:
+            self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def __enter__(self) -> DaskExecutor:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def make_executor(
+    units: int,
+    client: Any = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+) -> Executor:
+    """The executor for a plan of ``units`` units.
+
+    An existing client or scheduler (also from ``DATAMOVE_SCHEDULER``) is
+    always used. Otherwise a plan of one unit, or ``workers=1``, runs in this
+    process, and anything larger on an embedded cluster.
+    """
+    scheduler = scheduler or os.environ.get(SCHEDULER_ENV) or None
+    if client is not None or scheduler:
+        return DaskExecutor(client=client, scheduler=scheduler)
+    if units <= 1 or workers == 1:
+        return SerialExecutor()
+    return DaskExecutor(workers=min(workers or default_workers(), units))

@@ -1,0 +1,369 @@
+"""The orchestrator: wires inventory, planning, execution, commit and clean-up.
+
+It holds no format, checksum or storage logic of its own. The order of its
+steps is what makes a sync safe to kill at any point:
+
+1. plan (reads only);
+2. journal the units this run may write (ownership for later clean-up);
+3. execute units: each commits its shards, then its receipt;
+4. commit the manifest, listing kept and new receipts;
+5. delete what the manifest no longer lists: obsolete shards and receipts,
+   orphans of interrupted runs, then the journals.
+
+A run killed before 4 leaves the previous manifest in force and its finished
+units' receipts for the next run to skip; killed after 4, the next run finds
+the leftovers of 5 and deletes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from datamove.errors import SyncFailedError
+from datamove.executor import make_executor
+from datamove.options import SyncOptions, parse_size
+from datamove.planner import Plan, Survey, plan_sync, survey_source
+from datamove.report import SyncReport, VerifyReport
+from datamove.schema import schema_to_json
+from datamove.sharder import ShardJob, UnitOutcome
+from datamove.state import (
+    JOURNAL,
+    RUNS,
+    Manifest,
+    UnitReceipt,
+    delete_quietly,
+    list_ids,
+    receipt_path,
+    write_json,
+    write_manifest,
+)
+from datamove.storage import Location
+from datamove.verify import verify_destination
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress update, sent after each unit completes."""
+
+    units_done: int
+    units_total: int
+    rows: int
+    bytes_read: int
+    bytes_total: int
+    bytes_written: int
+    shards_written: int
+    failed: int
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def build_options(options: SyncOptions | None = None, **overrides: Any) -> SyncOptions:
+    """Options from keyword arguments with the CLI's spellings.
+
+    Sizes accept strings (``"64MiB"``) and sequences accept lists.
+    """
+    if options is not None and not overrides:
+        return options
+    values = options.to_dict() if options is not None else {}
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        if name in ("shard_size", "part_size", "sample_bytes"):
+            value = parse_size(value, f"--{name.replace('_', '-')}")
+        elif name in ("partition_by", "include", "exclude", "extra"):
+            value = tuple(value) if not isinstance(value, str) else (value,)
+        elif name == "column_types":
+            pairs = value.items() if isinstance(value, Mapping) else value
+            value = tuple(
+                tuple(pair.split("=", 1)) if isinstance(pair, str) else tuple(pair)
+                for pair in pairs
+            )
+        values[name] = value
+    for name in ("partition_by", "include", "exclude", "column_types", "extra"):
+        if name in values:
+            values[name] = tuple(
+                tuple(v) if isinstance(v, list) else v for v in values[name]
+            )
+    return SyncOptions(**values)
+
+
+def inventory(
+    source: str,
+    *,
+    source_options: Mapping[str, Any] | None = None,
+    options: SyncOptions | None = None,
+    **option_values: Any,
+) -> Survey:
+    """List the readable files under ``source``, sample them, unify their schema.
+
+    Returns:
+        A :class:`~datamove.planner.Survey`: ``inventory.files`` with formats
+        and sizes, ``inventory.skipped`` with reasons, and ``schema``.
+
+    Raises:
+        UsageError, InputError, SchemaConflictError, StorageError.
+    """
+    resolved = build_options(options, **option_values)
+    return survey_source(Location.parse(source, source_options), resolved)
+
+
+def plan(
+    source: str,
+    dest: str,
+    *,
+    source_options: Mapping[str, Any] | None = None,
+    dest_options: Mapping[str, Any] | None = None,
+    options: SyncOptions | None = None,
+    **option_values: Any,
+) -> Plan:
+    """Decide what a sync would do, writing nothing.
+
+    Raises:
+        UsageError, InputError, SchemaConflictError, StorageError.
+    """
+    resolved = build_options(options, **option_values)
+    return plan_sync(
+        Location.parse(source, source_options),
+        Location.parse(dest, dest_options),
+        resolved,
+    )
+
+
+def sync(
+    source: str,
+    dest: str,
+    *,
+    source_options: Mapping[str, Any] | None = None,
+    dest_options: Mapping[str, Any] | None = None,
+    options: SyncOptions | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    dry_run: bool = False,
+    progress: ProgressCallback | None = None,
+    **option_values: Any,
+) -> SyncReport:
+    """Shard ``source`` into verified Parquet at ``dest``, resuming any earlier run.
+
+    Args:
+        source: a path or fsspec URL of a file or folder of supported files.
+        dest: a path or fsspec URL; datamove keeps its state in ``dest/_datamove``.
+        source_options, dest_options: fsspec storage options (credentials,
+            endpoint); never logged or written.
+        options: a :class:`SyncOptions`; or pass its fields as keyword
+            arguments (``shard_size="64MiB"``, ``partition_by=["day"]``).
+        workers: worker processes of the embedded Dask cluster.
+        scheduler: address of an existing Dask scheduler to run on instead.
+        client: an existing ``distributed.Client`` to run on instead.
+        dry_run: plan only; the report carries the plan and nothing is written.
+        progress: called after every completed unit.
+
+    Returns:
+        A :class:`SyncReport`; ``status`` is ``ok``, ``noop`` or ``dry-run``.
+
+    Raises:
+        UsageError: an option, URL or the source/destination pair is wrong.
+        InputError: a source file cannot be read (when found while planning).
+        SchemaConflictError: source files disagree on a column's type.
+        SyncFailedError: some units failed; ``.failed`` names them and
+            ``.report`` is the run's report. Finished units are kept for the
+            next run to resume from.
+    """
+    started = time.monotonic()
+    resolved = build_options(options, **option_values)
+    src = Location.parse(source, source_options)
+    dst = Location.parse(dest, dest_options)
+    planned = plan_sync(src, dst, resolved)
+    log.info(
+        "%s: plan: %d units to write, %d kept, %d obsolete, %d orphans",
+        dst.url,
+        len(planned.to_write),
+        len(planned.to_keep),
+        len(planned.to_delete),
+        len(planned.orphans),
+    )
+
+    base: dict[str, Any] = {
+        "source": src.url,
+        "dest": dst.url,
+        "run_id": planned.run_id,
+        "shards_skipped": sum(len(r.shards) for r in planned.to_keep),
+    }
+    if dry_run:
+        return SyncReport(status="dry-run", plan=planned.summary(), **base)
+    if planned.is_noop:
+        log.info("%s: up to date, nothing to do", dst.url)
+        return SyncReport(status="noop", duration_s=_since(started), **base)
+
+    write_json(
+        dst,
+        f"{JOURNAL}/{planned.run_id}.json",
+        {"run_id": planned.run_id, "units": [u.unit_id for u in planned.to_write]},
+    )
+    receipts, failures, description = _execute(
+        planned, src, dst, resolved, workers, scheduler, client, progress
+    )
+    written = _totals(receipts)
+    if failures:
+        report = SyncReport(
+            status="failed",
+            units_written=len(receipts),
+            units_failed=len(failures),
+            failed=tuple(
+                {"unit": f.unit_id, "piece": f.piece, "error": f.error or ""}
+                for f in failures
+            ),
+            duration_s=_since(started),
+            executor=description,
+            **written,
+            **base,
+        )
+        write_json(dst, f"{RUNS}/{planned.run_id}.json", report.to_dict())
+        error = SyncFailedError(
+            f"{len(failures)} of {len(planned.to_write)} units failed; first: "
+            f"{failures[0].error}. Finished units are kept: fix the cause and re-run "
+            "to resume",
+            failed=[f.piece for f in failures],
+        )
+        error.report = report  # type: ignore[attr-defined]
+        if all(f.exit_code == 2 for f in failures):
+            error.exit_code = 2
+        raise error
+
+    deleted = _commit(planned, dst, receipts)
+    report = SyncReport(
+        status="ok",
+        units_written=len(receipts),
+        shards_deleted=deleted,
+        duration_s=_since(started),
+        executor=description,
+        **written,
+        **base,
+    )
+    write_json(dst, f"{RUNS}/{planned.run_id}.json", report.to_dict())
+    log.info(
+        "%s: wrote %d rows in %d shards, kept %d, deleted %d (%.1fs)",
+        dst.url,
+        report.rows_written,
+        report.shards_written,
+        report.shards_skipped,
+        deleted,
+        report.duration_s,
+    )
+    return report
+
+
+def _since(started: float) -> float:
+    return round(time.monotonic() - started, 3)
+
+
+def _totals(receipts: Sequence[UnitReceipt]) -> dict[str, Any]:
+    return {
+        "rows_written": sum(r.rows for r in receipts),
+        "shards_written": sum(len(r.shards) for r in receipts),
+        "bytes_read": sum(r.bytes_read for r in receipts),
+        "bytes_written": sum(s.size for r in receipts for s in r.shards),
+        "bad_rows": sum(r.bad_rows for r in receipts),
+        "retries": sum(r.retries for r in receipts),
+    }
+
+
+def _execute(
+    planned: Plan,
+    src: Location,
+    dst: Location,
+    options: SyncOptions,
+    workers: int | None,
+    scheduler: str | None,
+    client: Any,
+    progress: ProgressCallback | None,
+) -> tuple[list[UnitReceipt], list[UnitOutcome], str]:
+    job = ShardJob(
+        source=src,
+        dest=dst,
+        schema=schema_to_json(planned.schema),
+        options=options,
+        run_id=planned.run_id,
+    )
+    receipts: list[UnitReceipt] = []
+    failures: list[UnitOutcome] = []
+    if not planned.to_write:
+        return receipts, failures, "none"
+    executor = make_executor(len(planned.to_write), client, scheduler, workers)
+    total_bytes = planned.bytes_to_read
+    try:
+        for outcome in executor.run(planned.to_write, job):
+            if outcome.receipt is not None:
+                receipts.append(outcome.receipt)
+            else:
+                failures.append(outcome)
+            if progress is not None:
+                progress(
+                    Progress(
+                        units_done=len(receipts) + len(failures),
+                        units_total=len(planned.to_write),
+                        rows=sum(r.rows for r in receipts),
+                        bytes_read=sum(r.bytes_read for r in receipts),
+                        bytes_total=total_bytes,
+                        bytes_written=sum(s.size for r in receipts for s in r.shards),
+                        shards_written=sum(len(r.shards) for r in receipts),
+                        failed=len(failures),
+                    )
+                )
+    finally:
+        executor.close()
+    return receipts, failures, executor.description
+
+
+def _commit(planned: Plan, dst: Location, receipts: Sequence[UnitReceipt]) -> int:
+    """Write the manifest, then delete what it no longer lists."""
+    by_id = {r.unit_id: r for r in (*planned.to_keep, *receipts)}
+    order = [u.unit_id for u in planned.to_write] + [r.unit_id for r in planned.to_keep]
+    ordered = sorted(
+        (by_id[uid] for uid in set(order)), key=lambda r: (r.source, r.piece)
+    )
+    manifest = Manifest(
+        run_id=planned.run_id,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        source=planned.source,
+        config=planned.config,
+        config_digest=planned.config_digest,
+        schema=schema_to_json(planned.schema),
+        units=tuple(ordered),
+        extra={
+            "files": {path: state.to_dict() for path, state in planned.files.items()},
+            "state_digest": planned.state_digest,
+        },
+    )
+    write_manifest(dst, manifest)
+
+    live = {shard.path for receipt in ordered for shard in receipt.shards}
+    obsolete = [
+        shard.path
+        for receipt in planned.to_delete
+        for shard in receipt.shards
+        if shard.path not in live
+    ]
+    deleted = delete_quietly(dst, [*obsolete, *planned.orphans])
+    delete_quietly(dst, [receipt_path(r.unit_id) for r in planned.to_delete])
+    delete_quietly(dst, [f"{JOURNAL}/{run}.json" for run in list_ids(dst, JOURNAL)])
+    return deleted
+
+
+def verify(
+    dest: str, *, deep: bool = False, dest_options: Mapping[str, Any] | None = None
+) -> VerifyReport:
+    """Check the destination against its manifest (see :func:`verify_destination`).
+
+    Returns a report whose ``problems`` name each missing or mismatched shard;
+    it raises only when the destination has no manifest (``UsageError``).
+    """
+    return verify_destination(Location.parse(dest, dest_options), deep=deep)

@@ -1,0 +1,614 @@
+"""Planning: compare the source with the destination's record, decide the work.
+
+The plan is plain data: the units to write, the receipts kept as they are,
+the receipts whose shards are now obsolete, and orphaned shards of earlier
+interrupted runs. A dry run prints it; executing it runs each unit once.
+
+Units and shard names are derived only from the source file, the piece of it
+a unit reads, the file's fingerprint and the output configuration, so every
+run targets the same objects for the same input, and a changed input gets
+new names, written beside the old ones until the new manifest is committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from datamove import __version__
+from datamove.errors import UsageError
+from datamove.formats import Piece, Sample, sample_file
+from datamove.inventory import STATE_DIR, Inventory, SourceFile, take_inventory
+from datamove.options import SyncOptions, config_digest
+from datamove.schema import FileSchema, schema_from_json, schema_to_json, unify
+from datamove.state import (
+    JOURNAL,
+    RECEIPTS,
+    Manifest,
+    ShardReceipt,
+    UnitReceipt,
+    list_ids,
+    object_version,
+    read_json,
+    read_manifest,
+    read_receipts,
+)
+from datamove.storage import Location
+from datamove.stores.local import PARTIAL_SUFFIX
+
+log = logging.getLogger(__name__)
+
+PARTIAL_NAME = re.compile(r"-([0-9a-f]{16})-\d{3,}\.parquet\.[0-9a-f]+\.dm-partial$")
+SHARD_NAME = re.compile(r"-([0-9a-f]{16})-(\d{3,})\.parquet$")
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+SCAN_CHUNK = 8 << 20
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One task: read one piece of one source file, write its shards."""
+
+    unit_id: str
+    piece: Piece
+    fingerprint: Mapping[str, Any]
+    source_size: int
+    input_bytes: int
+    shard_base: str
+
+    def shard_name(self, index: int, partition: str = "") -> str:
+        name = f"{self.shard_base}-{index:03d}.parquet"
+        return f"{partition}/{name}" if partition else name
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What sampling taught about one source file, cached in the manifest."""
+
+    fingerprint: Mapping[str, Any]
+    schema: pa.Schema
+    textual: bool
+    column_names: tuple[str, ...]
+    ratio: float
+    quoted_newlines: bool
+    cuts: tuple[tuple[int, int], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fingerprint": dict(self.fingerprint),
+            "schema": schema_to_json(self.schema),
+            "textual": self.textual,
+            "column_names": list(self.column_names),
+            "ratio": self.ratio,
+            "quoted_newlines": self.quoted_newlines,
+            "cuts": [list(cut) for cut in self.cuts],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FileState:
+        return cls(
+            fingerprint=data["fingerprint"],
+            schema=schema_from_json(data["schema"]),
+            textual=data["textual"],
+            column_names=tuple(data["column_names"]),
+            ratio=data["ratio"],
+            quoted_newlines=data["quoted_newlines"],
+            cuts=tuple((int(a), int(b)) for a, b in data["cuts"]),
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a sync will do, decided before it does anything."""
+
+    run_id: str
+    source: str
+    dest: str
+    schema: pa.Schema
+    config: Mapping[str, Any]
+    config_digest: str
+    inventory: Inventory
+    to_write: tuple[Unit, ...]
+    to_keep: tuple[UnitReceipt, ...]
+    to_delete: tuple[UnitReceipt, ...]
+    orphans: tuple[str, ...]
+    files: Mapping[str, FileState] = field(default_factory=dict)
+    manifest_current: bool = False
+    state_digest: str = ""
+
+    @property
+    def is_noop(self) -> bool:
+        return (
+            not self.to_write
+            and not self.to_delete
+            and not self.orphans
+            and self.manifest_current
+        )
+
+    @property
+    def bytes_to_read(self) -> int:
+        return sum(unit.input_bytes for unit in self.to_write)
+
+    def summary(self) -> dict[str, Any]:
+        """The plan as JSON data, for ``datamove plan`` and dry runs."""
+        return {
+            "source": self.source,
+            "dest": self.dest,
+            "files": len(self.inventory.files),
+            "skipped_files": [list(pair) for pair in self.inventory.skipped],
+            "units_to_write": len(self.to_write),
+            "units_to_skip": len(self.to_keep),
+            "shards_to_skip": sum(len(r.shards) for r in self.to_keep),
+            "shards_to_delete": sum(len(r.shards) for r in self.to_delete)
+            + len(self.orphans),
+            "bytes_to_read": self.bytes_to_read,
+            "schema": [{"name": f.name, "type": str(f.type)} for f in self.schema],
+            "write": [
+                {"unit": u.unit_id, "piece": u.piece.describe(), "bytes": u.input_bytes}
+                for u in self.to_write
+            ],
+            "delete": [s.path for r in self.to_delete for s in r.shards]
+            + list(self.orphans),
+        }
+
+
+def _stem(relpath: str) -> str:
+    name = relpath.rsplit("/", 1)[-1]
+    while True:
+        base, dot, extension = name.rpartition(".")
+        if not dot or not base or len(extension) > 8:
+            break
+        name = base
+    stem = _SAFE.sub("_", name).strip("._-")[:40]
+    return stem or "part"
+
+
+def _unit_id(file: SourceFile, piece: Piece, digest: str) -> str:
+    key = json.dumps(
+        [file.relpath, piece.start, piece.end, file.fingerprint, digest], sort_keys=True
+    )
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+# --- cutting files into pieces ----------------------------------------------
+
+
+def _csv_cuts(
+    location: Location, path: str, size: int, targets: Sequence[int], quote: bytes
+) -> tuple[tuple[int, int], ...]:
+    """Line starts at or after each target, outside quoted fields.
+
+    Scans the file once, keeping the parity of quote characters so that a
+    newline inside a quoted field is never taken for the end of a row.
+    Returns (offset, line number) pairs; a file whose quotes never balance
+    again after some point is not cut after it.
+    """
+    cuts: list[tuple[int, int]] = []
+    pending = list(targets)
+    parity = 0
+    lines = 1
+    position = 0
+    seeking = False
+    with location.fs.open(path, "rb", block_size=SCAN_CHUNK) as handle:
+        while pending and (chunk := handle.read(SCAN_CHUNK)):
+            index = 0
+            while pending:
+                if not seeking:
+                    target = pending[0] - 1 - position
+                    if target >= len(chunk):
+                        break
+                    target = max(target, index)
+                    parity ^= chunk.count(quote, index, target) & 1
+                    lines += chunk.count(b"\n", index, target)
+                    index, seeking = target, True
+                newline = chunk.find(b"\n", index)
+                if newline < 0:
+                    break
+                parity ^= chunk.count(quote, index, newline) & 1
+                index = newline + 1
+                lines += 1
+                if parity == 0:
+                    cut = position + index
+                    if cut < size:
+                        cuts.append((cut, lines))
+                    while pending and pending[0] - 1 < cut:
+                        pending.pop(0)
+                    seeking = False
+            parity ^= chunk.count(quote, index) & 1
+            lines += chunk.count(b"\n", index)
+            position += len(chunk)
+    return tuple(cuts)
+
+
+def _line_cuts(
+    location: Location, path: str, size: int, targets: Sequence[int]
+) -> tuple[tuple[int, int], ...]:
+    """Line starts at or after each target, for formats without quoting."""
+    cuts: list[tuple[int, int]] = []
+    with location.fs.open(path, "rb", block_size=1 << 20) as handle:
+        for target in targets:
+            if cuts and target <= cuts[-1][0]:
+                continue
+            handle.seek(target - 1)
+            position = target - 1
+            while chunk := handle.read(1 << 20):
+                newline = chunk.find(b"\n")
+                if newline >= 0:
+                    cut = position + newline + 1
+                    if cut < size:
+                        cuts.append((cut, 0))
+                    break
+                position += len(chunk)
+    return tuple(cuts)
+
+
+def _text_cuts(
+    location: Location, file: SourceFile, sample: Sample, shard_size: int
+) -> tuple[tuple[int, int], ...]:
+    if not file.format.splittable:
+        return ()
+    # Each piece yields one shard of the target size; the file's last piece
+    # takes the remainder (joined to the one before when it is under a tenth).
+    unit_input = max(int(shard_size / max(sample.ratio, 1e-3)), 1 << 20)
+    whole, remainder = divmod(file.size, unit_input)
+    count = whole - 1 if remainder < unit_input / 10 else whole
+    if count < 1:
+        return ()
+    targets = [unit_input * k for k in range(1, count + 1)]
+    if file.format.name == "csv":
+        return _csv_cuts(location, file.path, file.size, targets, b'"')
+    return _line_cuts(location, file.path, file.size, targets)
+
+
+def _part_cuts(sample: Sample, shard_size: int) -> tuple[tuple[int, int], ...]:
+    """Group row groups, batches or stripes into pieces of about one shard."""
+    parts = sample.parts
+    if len(parts) <= 1:
+        return ()
+    total = sum(parts)
+    output = total if sample.input_bytes else 0
+    count = round(output / shard_size) if output else 1
+    count = max(1, min(count, len(parts)))
+    if count == 1:
+        return ()
+    cuts: list[tuple[int, int]] = []
+    running = 0
+    for index, size in enumerate(parts[:-1], start=1):
+        running += size
+        if running >= total * (len(cuts) + 1) / count:
+            cuts.append((index, 0))
+    return tuple(cuts)
+
+
+def _pieces(file: SourceFile, state: FileState) -> list[tuple[Piece, int]]:
+    """The pieces of one file, each with the input bytes it covers."""
+    bounds = [(0, 1), *state.cuts]
+    pieces: list[tuple[Piece, int]] = []
+    part_based = not file.format.is_text
+    total_parts = 0
+    if part_based and state.cuts:
+        total_parts = max(cut for cut, _ in state.cuts) + 1
+    for index, (start, line) in enumerate(bounds):
+        end = bounds[index + 1][0] if index + 1 < len(bounds) else -1
+        piece = Piece(
+            relpath=file.relpath,
+            path=file.path,
+            format=file.format,
+            start=start,
+            end=end,
+            first_line=line,
+            column_names=state.column_names,
+            newlines_in_values=state.quoted_newlines,
+        )
+        if part_based:
+            share = file.size // max(len(bounds), 1) if total_parts else file.size
+            pieces.append((piece, share))
+        else:
+            stop = file.size if end < 0 else end
+            pieces.append((piece, stop - start))
+    return pieces
+
+
+def _file_state(
+    source: Location,
+    file: SourceFile,
+    options: SyncOptions,
+    overrides: Mapping[str, pa.DataType],
+) -> FileState:
+    sample = sample_file(
+        source.fs,
+        file.path,
+        file.relpath,
+        file.format,
+        file.size,
+        options.sample_bytes,
+        overrides,
+        "none" if options.compression == "none" else options.compression,
+        options.shard_size,
+    )
+    if file.format.is_text:
+        cuts = _text_cuts(source, file, sample, options.shard_size)
+    else:
+        cuts = _part_cuts(sample, options.shard_size)
+    return FileState(
+        fingerprint=file.fingerprint,
+        schema=sample.schema,
+        textual=sample.textual,
+        column_names=sample.column_names,
+        ratio=sample.ratio,
+        quoted_newlines=sample.quoted_newlines
+        or (file.format.name == "csv" and bool(cuts)),
+        cuts=cuts,
+    )
+
+
+def _cached_states(manifest: Manifest | None) -> dict[str, FileState]:
+    if manifest is None:
+        return {}
+    cached = manifest.extra.get("files", {})
+    states: dict[str, FileState] = {}
+    for relpath, data in cached.items():
+        try:
+            states[relpath] = FileState.from_dict(data)
+        except (KeyError, ValueError, TypeError):
+            continue
+    return states
+
+
+def _state_digest(options: SyncOptions) -> str:
+    """The options under which cached file states remain valid."""
+    return config_digest(
+        {
+            "shard_size": options.shard_size,
+            "compression": options.compression,
+            "format": options.format,
+            "column_types": options.column_types,
+            "sample_bytes": options.sample_bytes,
+        }
+    )
+
+
+def new_run_id() -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class Survey:
+    """A source's inventory, what sampling each file taught, and the schema."""
+
+    inventory: Inventory
+    files: Mapping[str, FileState]
+    schema: pa.Schema
+    state_digest: str
+
+
+def survey_source(
+    source: Location, options: SyncOptions, manifest: Manifest | None = None
+) -> Survey:
+    """Inventory and sample a source, reusing what ``manifest`` cached.
+
+    Raises:
+        InputError: a file cannot be sampled.
+        SchemaConflictError: two files cannot share one schema.
+    """
+    inventory = take_inventory(
+        source,
+        options.include,
+        options.exclude,
+        options.format,
+        options.content_checksum,
+    )
+    overrides = options.column_type_map
+    state_digest = _state_digest(options)
+    cached = _cached_states(manifest)
+    if manifest is not None and manifest.extra.get("state_digest") != state_digest:
+        cached = {}
+    states: dict[str, FileState] = {}
+    for file in inventory.files:
+        previous = cached.get(file.relpath)
+        if previous is not None and dict(previous.fingerprint) == file.fingerprint:
+            states[file.relpath] = previous
+        else:
+            states[file.relpath] = _file_state(source, file, options, overrides)
+    schema = unify(
+        [
+            FileSchema(
+                file.relpath, states[file.relpath].schema, states[file.relpath].textual
+            )
+            for file in inventory.files
+        ],
+        overrides,
+    )
+    return Survey(inventory, states, schema, state_digest)
+
+
+def plan_sync(
+    source: Location,
+    dest: Location,
+    options: SyncOptions,
+    extra_config: Mapping[str, Any] | None = None,
+) -> Plan:
+    """Decide what a sync from ``source`` to ``dest`` must do.
+
+    ``extra_config`` joins the output configuration: a change in it makes
+    every shard obsolete (the anonymization policy goes there).
+
+    Raises:
+        UsageError: the source and destination overlap, or an option is wrong.
+        InputError: a source file cannot be sampled.
+        SchemaConflictError: two files cannot share one schema.
+    """
+    _check_overlap(source, dest)
+    manifest = read_manifest(dest)
+    survey = survey_source(source, options, manifest)
+    inventory, states, source_schema = survey.inventory, survey.files, survey.schema
+    missing = [name for name in options.partition_by if name not in source_schema.names]
+    if missing:
+        raise UsageError(
+            f"--partition-by: no column {missing[0]!r} in the source; columns are "
+            f"{', '.join(source_schema.names)}"
+        )
+    config = {
+        **options.output_config(),
+        **(dict(extra_config) if extra_config else {}),
+        "schema": schema_to_json(source_schema)["columns"],
+        "datamove": __version__.split(".")[0],
+    }
+    digest = config_digest(config)
+
+    units: list[Unit] = []
+    for file in inventory.files:
+        stem = _stem(file.relpath)
+        for piece, input_bytes in _pieces(file, states[file.relpath]):
+            unit_id = _unit_id(file, piece, digest)
+            units.append(
+                Unit(
+                    unit_id=unit_id,
+                    piece=piece,
+                    fingerprint=file.fingerprint,
+                    source_size=file.size,
+                    input_bytes=input_bytes,
+                    shard_base=f"{stem}-{unit_id}",
+                )
+            )
+    return _compare(
+        source,
+        dest,
+        inventory,
+        units,
+        source_schema,
+        config,
+        digest,
+        manifest,
+        states,
+        survey.state_digest,
+    )
+
+
+def _check_overlap(source: Location, dest: Location) -> None:
+    if source.protocol != dest.protocol:
+        return
+    src, dst = source.root.rstrip("/") + "/", dest.root.rstrip("/") + "/"
+    if dst.startswith(src) or src.startswith(dst):
+        raise UsageError(
+            f"{dest.url} and {source.url} overlap; "
+            "choose a destination outside the source"
+        )
+
+
+def _compare(
+    source: Location,
+    dest: Location,
+    inventory: Inventory,
+    units: list[Unit],
+    schema: pa.Schema,
+    config: Mapping[str, Any],
+    digest: str,
+    manifest: Manifest | None,
+    states: Mapping[str, FileState],
+    state_digest: str,
+) -> Plan:
+    recorded: dict[str, UnitReceipt] = {}
+    if manifest is not None:
+        recorded = {unit.unit_id: unit for unit in manifest.units}
+    stray_ids = list_ids(dest, RECEIPTS) - set(recorded)
+    recorded.update(read_receipts(dest, stray_ids))
+
+    existing, partials = _list_data(dest)
+    planned = {unit.unit_id for unit in units}
+    to_write: list[Unit] = []
+    to_keep: list[UnitReceipt] = []
+    for unit in units:
+        receipt = recorded.get(unit.unit_id)
+        if receipt is not None and all(
+            _unchanged(shard, existing.get(shard.path)) for shard in receipt.shards
+        ):
+            to_keep.append(receipt)
+        else:
+            to_write.append(unit)
+    to_delete = tuple(r for uid, r in sorted(recorded.items()) if uid not in planned)
+
+    owned = _journal_ids(dest) | set(recorded)
+    referenced = {
+        shard.path for receipt in recorded.values() for shard in receipt.shards
+    }
+    orphans = []
+    for path in existing:
+        match = SHARD_NAME.search(path)
+        unit_id = match.group(1) if match else None
+        if unit_id in owned and unit_id not in planned and path not in referenced:
+            orphans.append(path)
+    # Temporary files of writes killed midway are never of use to anyone.
+    for path in partials:
+        match = PARTIAL_NAME.search(path)
+        in_state_dir = path.startswith(f"{STATE_DIR}/")
+        if in_state_dir or (match and match.group(1) in owned | planned):
+            orphans.append(path)
+
+    manifest_current = (
+        manifest is not None
+        and manifest.config_digest == digest
+        and [u.unit_id for u in manifest.units] == [u.unit_id for u in units]
+    )
+    plan = Plan(
+        run_id=new_run_id(),
+        source=source.url,
+        dest=dest.url,
+        schema=schema,
+        config=config,
+        config_digest=digest,
+        inventory=inventory,
+        to_write=tuple(to_write),
+        to_keep=tuple(to_keep),
+        to_delete=to_delete,
+        orphans=tuple(sorted(orphans)),
+        files={**states},
+        manifest_current=manifest_current,
+        state_digest=state_digest,
+    )
+    return plan
+
+
+def _unchanged(shard: ShardReceipt, info: Mapping[str, Any] | None) -> bool:
+    """Whether a listed shard is still the object its receipt describes."""
+    if info is None or int(info.get("size") or 0) != shard.size:
+        return False
+    return shard.version is None or object_version(info) == shard.version
+
+
+def _list_data(dest: Location) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Listing entries of the Parquet objects at the destination, by relative
+    path, and the temporary files of interrupted local writes."""
+    try:
+        entries = dest.fs.find(dest.root, detail=True, withdirs=False)
+    except FileNotFoundError:
+        return {}, []
+    found: dict[str, dict[str, Any]] = {}
+    partials: list[str] = []
+    for path, info in entries.items():
+        relative = dest.relative(path)
+        if relative.endswith(PARTIAL_SUFFIX):
+            partials.append(relative)
+        elif relative.startswith(f"{STATE_DIR}/"):
+            continue
+        elif relative.endswith(".parquet"):
+            found[relative] = info
+    return found, partials
+
+
+def _journal_ids(dest: Location) -> set[str]:
+    owned: set[str] = set()
+    for run_id in list_ids(dest, JOURNAL):
+        data = read_json(dest, f"{JOURNAL}/{run_id}.json")
+        if data:
+            owned.update(data.get("units", []))
+    return owned

@@ -1,0 +1,410 @@
+"""Sharding: execute one unit, streaming its piece into Parquet shards.
+
+A unit reads its piece batch by batch, optionally transforms the batches
+(anonymization), and writes Parquet shards of about the target size through
+the destination's atomic writer, computing each shard's CRC32C from the
+bytes as they pass. Only after every shard of the unit is committed (and the
+size and checksum the store reports match) is the unit's receipt written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+import urllib.parse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from datamove.checksum import HashingWriter
+from datamove.errors import ChecksumMismatchError, DatamoveError, StorageError
+from datamove.formats import BadRows, read_piece
+from datamove.options import SyncOptions
+from datamove.planner import Unit
+from datamove.schema import schema_from_json
+from datamove.state import ShardReceipt, UnitReceipt, object_version, write_receipt
+from datamove.storage import Location
+from datamove.stores.base import AtomicWriter, WriteOptions
+
+log = logging.getLogger(__name__)
+
+BatchTransform = Callable[[pa.RecordBatch], pa.RecordBatch]
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """Everything a worker needs besides the unit; shipped with every task."""
+
+    source: Location
+    dest: Location
+    schema: dict[str, Any]
+    options: SyncOptions
+    run_id: str
+    transform: Any = None
+    storage_class: str | None = None
+    encryption: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def arrow_schema(self) -> pa.Schema:
+        return schema_from_json(self.schema)
+
+
+@dataclass(frozen=True)
+class UnitOutcome:
+    """What running one unit came to: a receipt, or the error that stopped it."""
+
+    unit_id: str
+    piece: str
+    receipt: UnitReceipt | None = None
+    error: str | None = None
+    error_type: str | None = None
+    exit_code: int = 1
+    worker: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
+
+    @property
+    def ok(self) -> bool:
+        return self.receipt is not None
+
+
+class _OpenShard:
+    def __init__(
+        self, job: ShardJob, relative: str, schema: pa.Schema, writer: AtomicWriter
+    ) -> None:
+        self.relative = relative
+        self.writer = writer
+        adapter = job.dest.adapter
+        self.hashing = HashingWriter(writer, md5=adapter.needs_md5)
+        options = job.options
+        self.parquet = pq.ParquetWriter(
+            self.hashing,
+            schema,
+            compression=options.compression,
+            compression_level=options.compression_level,
+            write_statistics=True,
+            store_schema=True,
+        )
+        self.rows = 0
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.parquet.close()
+        self.writer.abort()
+
+
+class _PartitionWriter:
+    """Writes one partition's rows of one unit as a sequence of shards."""
+
+    def __init__(
+        self, job: ShardJob, unit: Unit, partition: str, schema: pa.Schema
+    ) -> None:
+        self.job = job
+        self.unit = unit
+        self.partition = partition
+        self.schema = schema
+        self.target = job.options.shard_size
+        self.buffer: list[pa.RecordBatch] = []
+        self.buffered_bytes = 0
+        self.ratio = 0.3
+        self.total_in = 0
+        self.total_out = 0
+        self.index = 0
+        self.current: _OpenShard | None = None
+        self.full = False
+        self.shards: list[ShardReceipt] = []
+
+    @property
+    def row_group_bytes(self) -> int:
+        """Uncompressed bytes per row group: about a tenth of a shard, compressed."""
+        wanted = self.job.options.row_group_target or self.target // 10
+        return int(min(max(wanted / self.ratio, 256 << 10), 512 << 20))
+
+    def add(self, batch: pa.RecordBatch, fraction: float) -> None:
+        if batch.num_rows == 0:
+            return
+        self.buffer.append(batch)
+        self.buffered_bytes += batch.nbytes
+        if self.buffered_bytes >= self.row_group_bytes:
+            self._flush(fraction)
+
+    def _flush(self, fraction: float, final: bool = False) -> None:
+        table = pa.Table.from_batches(self.buffer, schema=self.schema)
+        self.buffer, uncompressed = [], self.buffered_bytes
+        self.buffered_bytes = 0
+        if self.full and not (final and uncompressed * self.ratio < self.target / 4):
+            # A full shard is closed only once more rows arrive, so that a small
+            # tail at the end of the unit joins it instead of a tiny shard.
+            self._close_current()
+        if self.current is None:
+            self.current = self._open()
+        before = self.current.hashing.bytes_written
+        self.current.parquet.write_table(table, row_group_size=max(table.num_rows, 1))
+        self.current.rows += table.num_rows
+        written = self.current.hashing.bytes_written - before
+        self.total_in += uncompressed
+        self.total_out += written
+        if self.total_in:
+            self.ratio = max(self.total_out / self.total_in, 1e-3)
+        self.full = self._should_cut(fraction, written)
+
+    def _should_cut(self, fraction: float, last_group: int) -> bool:
+        assert self.current is not None
+        size = self.current.hashing.bytes_written
+        goal = self.target
+        if not self.partition and 0 < fraction < 1:
+            # Spread the unit's expected output evenly over whole shards.
+            expected = self.total_out / fraction + self._closed_bytes()
+            count = max(1, round(expected / self.target))
+            goal = int(expected / count)
+        return size >= goal - last_group // 2
+
+    def _closed_bytes(self) -> int:
+        return sum(shard.size for shard in self.shards)
+
+    def _open(self) -> _OpenShard:
+        relative = self.unit.shard_name(self.index, self.partition)
+        self.index += 1
+        dest = self.job.dest
+        options = WriteOptions(
+            part_size=self.job.options.part_size,
+            storage_class=self.job.storage_class,
+            encryption=self.job.encryption,
+        )
+        writer = dest.adapter.open_write(dest.fs, dest.path(relative), options)
+        return _OpenShard(self.job, relative, self.schema, writer)
+
+    def _close_current(self) -> None:
+        shard, self.current = self.current, None
+        self.full = False
+        if shard is None:
+            return
+        try:
+            shard.parquet.close()
+            shard.writer.commit()
+        except BaseException:
+            shard.abort()
+            raise
+        receipt = ShardReceipt(
+            path=shard.relative,
+            size=shard.hashing.bytes_written,
+            crc32c=shard.hashing.crc32c,
+            rows=shard.rows,
+            md5=shard.hashing.md5,
+            partition=self.partition,
+            storage_class=self.job.storage_class,
+        )
+        info = _check_committed(self.job.dest, receipt)
+        self.shards.append(dataclasses.replace(receipt, version=object_version(info)))
+
+    def finish(self) -> list[ShardReceipt]:
+        if self.buffer:
+            self._flush(1.0, final=True)
+        self._close_current()
+        return self.shards
+
+    def abort(self) -> None:
+        if self.current is not None:
+            self.current.abort()
+            self.current = None
+
+
+def _check_committed(dest: Location, receipt: ShardReceipt) -> dict[str, Any]:
+    """Compare what the store reports for a new shard with what was written."""
+    path = dest.path(receipt.path)
+    info = dest.fs.info(path)
+    size = int(info.get("size") or 0)
+    if size != receipt.size:
+        raise ChecksumMismatchError(
+            f"{dest.display(receipt.path)}: the store holds {size} bytes, "
+            f"datamove wrote {receipt.size}; re-run to rewrite it"
+        )
+    adapter = dest.adapter
+    reported = adapter.reported_crc32c(info) if adapter.reports_crc32c else None
+    if reported is not None and reported != receipt.crc32c:
+        raise ChecksumMismatchError(
+            f"{dest.display(receipt.path)}: the store reports CRC32C {reported}, "
+            f"datamove wrote {receipt.crc32c}; re-run to rewrite it"
+        )
+    return dict(info)
+
+
+def _partition_key(values: dict[str, Any]) -> str:
+    parts = []
+    for name, value in values.items():
+        text = HIVE_NULL if value is None else str(value)
+        parts.append(f"{name}={urllib.parse.quote(text, safe='')}")
+    return "/".join(parts)
+
+
+def _split_partitions(
+    batch: pa.RecordBatch, columns: tuple[str, ...]
+) -> Iterator[tuple[str, pa.RecordBatch]]:
+    """Split a batch by the values of the partition columns (dropped from data)."""
+    table = pa.Table.from_batches([batch])
+    keys = table.select(list(columns)).group_by(list(columns)).aggregate([])
+    data = table.drop_columns(list(columns))
+    for key in keys.to_pylist():
+        mask = None
+        for name, value in key.items():
+            column = table.column(name)
+            match = pc.is_null(column) if value is None else pc.equal(column, value)
+            mask = match if mask is None else pc.and_(mask, match)
+        part = data.filter(mask).combine_chunks()
+        for piece in part.to_batches():
+            yield _partition_key(key), piece
+
+
+class UnitWriter:
+    """All partition writers of one unit; caps how many stay open at once."""
+
+    MAX_OPEN = 64
+
+    def __init__(self, job: ShardJob, unit: Unit, schema: pa.Schema) -> None:
+        self.job = job
+        self.unit = unit
+        partition_by = job.options.partition_by
+        self.partition_by = partition_by
+        self.data_schema = (
+            pa.schema([f for f in schema if f.name not in partition_by])
+            if partition_by
+            else schema
+        )
+        self.writers: dict[str, _PartitionWriter] = {}
+        self.done: list[ShardReceipt] = []
+        # A partition closed to make room continues its shard numbers on reopen.
+        self.next_index: dict[str, int] = {}
+
+    def add(self, batch: pa.RecordBatch, fraction: float) -> None:
+        if not self.partition_by:
+            self._writer("").add(batch, fraction)
+            return
+        for key, part in _split_partitions(batch, self.partition_by):
+            self._writer(key).add(part, fraction)
+
+    def _writer(self, key: str) -> _PartitionWriter:
+        writer = self.writers.get(key)
+        if writer is None:
+            if len(self.writers) >= self.MAX_OPEN:
+                oldest = next(iter(self.writers))
+                closed = self.writers.pop(oldest)
+                self.done.extend(closed.finish())
+                self.next_index[oldest] = closed.index
+            writer = _PartitionWriter(self.job, self.unit, key, self.data_schema)
+            writer.index = self.next_index.get(key, 0)
+            self.writers[key] = writer
+        else:
+            self.writers[key] = self.writers.pop(key)
+        return writer
+
+    def finish(self) -> list[ShardReceipt]:
+        for key in list(self.writers):
+            self.done.extend(self.writers.pop(key).finish())
+        return sorted(self.done, key=lambda shard: shard.path)
+
+    def abort(self) -> None:
+        for writer in self.writers.values():
+            writer.abort()
+
+
+def write_unit(unit: Unit, job: ShardJob) -> UnitReceipt:
+    """Read one unit's piece and commit its shards and receipt.
+
+    Raises:
+        InputError: the piece cannot be read.
+        BadRowsError: a malformed row under ``--on-bad-rows fail``.
+        StorageError: a shard could not be written or did not verify.
+    """
+    started = time.monotonic()
+    source_schema = job.arrow_schema
+    transform = job.transform
+    out_schema = transform.output_schema(source_schema) if transform else source_schema
+    bad_rows = BadRows(job.options.on_bad_rows, unit.piece.relpath)
+    writer = UnitWriter(job, unit, out_schema)
+    rows = 0
+    try:
+        for batch, fraction in read_piece(
+            job.source.fs, unit.piece, source_schema, unit.source_size, bad_rows
+        ):
+            if transform is not None:
+                batch = transform.apply(batch)
+            rows += batch.num_rows
+            writer.add(batch, fraction)
+        shards = writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    if bad_rows.rows:
+        _quarantine(job, unit, bad_rows)
+    receipt = UnitReceipt(
+        unit_id=unit.unit_id,
+        source=unit.piece.relpath,
+        piece=unit.piece.describe(),
+        fingerprint=dict(unit.fingerprint),
+        shards=tuple(shards),
+        rows=rows,
+        bytes_read=unit.input_bytes,
+        bad_rows=bad_rows.count,
+        written_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    write_receipt(job.dest, receipt)
+    log.info(
+        "%s: %d rows in %d shards (%.1fs)",
+        unit.piece.describe(),
+        rows,
+        len(shards),
+        time.monotonic() - started,
+    )
+    return receipt
+
+
+def _quarantine(job: ShardJob, unit: Unit, bad_rows: BadRows) -> None:
+    """Keep rejected rows in a local folder: they never go to the destination."""
+    folder = os.path.abspath(job.options.quarantine_dir)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"{unit.shard_base}.rejected.tsv")
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(f"# source\t{unit.piece.describe()}\n")
+        for text, reason in bad_rows.rows:
+            flat = text.replace("\t", " ").replace("\n", "\\n")
+            handle.write(f"{reason}\t{flat}\n")
+    log.warning(
+        "%s: %d rows quarantined in %s", unit.piece.describe(), len(bad_rows.rows), path
+    )
+
+
+def execute_unit(unit: Unit, job: ShardJob) -> UnitOutcome:
+    """Run one unit and return its outcome; never raises for expected errors.
+
+    This is the function the executor ships to workers.
+    """
+    try:
+        receipt = write_unit(unit, job)
+    except DatamoveError as error:
+        log.error("%s: %s", unit.piece.describe(), error)
+        return UnitOutcome(
+            unit.unit_id,
+            unit.piece.describe(),
+            error=str(error),
+            error_type=type(error).__name__,
+            exit_code=error.exit_code,
+        )
+    except OSError as error:
+        wrapped = StorageError(
+            f"{unit.piece.describe()}: {type(error).__name__}: {error}"
+        )
+        log.error("%s", wrapped)
+        return UnitOutcome(
+            unit.unit_id,
+            unit.piece.describe(),
+            error=str(wrapped),
+            error_type="StorageError",
+        )
+    return UnitOutcome(unit.unit_id, unit.piece.describe(), receipt=receipt)

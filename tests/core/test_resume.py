@@ -1,0 +1,144 @@
+"""kill -9 at several points, then resume: the same dataset as an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import datamove
+from tests.core.helpers import parquet_files, read_rows, write_csv
+
+ARGS = ["--shard-size", "128KiB", "--no-progress", "-q"]
+
+
+def _command(src: Path, dst: Path, workers: int) -> list[str]:
+    cli = [sys.executable, "-m", "datamove.cli", "sync", str(src), str(dst)]
+    return [*cli, *ARGS, "--workers", str(workers)]
+
+
+def _kill_when(command: list[str], ready: object, timeout: float = 60) -> bool:
+    """Run ``command``; SIGKILL its whole process group once ``ready()`` is true.
+
+    Returns whether the kill happened before the command finished by itself.
+    """
+    process = subprocess.Popen(command, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if ready():  # type: ignore[operator]
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                return True
+            if process.poll() is not None:
+                return False
+            time.sleep(0.005)
+        raise AssertionError("the sync neither finished nor reached the kill point")
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _receipts(dst: Path) -> int:
+    folder = dst / "_datamove" / "receipts"
+    return len(list(folder.glob("*.json"))) if folder.exists() else 0
+
+
+def _assert_clean_and_equal(dst: Path, reference: Path) -> None:
+    assert read_rows(dst).equals(read_rows(reference))
+    manifest = json.loads((dst / "_datamove" / "manifest.json").read_text())
+    listed = {shard["path"] for unit in manifest["units"] for shard in unit["shards"]}
+    present = {p.relative_to(dst).as_posix() for p in parquet_files(dst)}
+    assert present == listed, "duplicate or orphaned shards"
+    leftovers = [p for p in dst.rglob("*") if p.name.endswith(".dm-partial")]
+    assert not leftovers, leftovers
+    assert datamove.verify(str(dst), deep=True).ok
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("resume")
+    src = root / "src"
+    write_csv(src / "a.csv", 70_000, seed=4)
+    write_csv(src / "b.csv", 30_000, seed=5, start=70_000)
+    reference = root / "reference"
+    datamove.sync(str(src), str(reference), shard_size="128KiB", workers=1)
+    return src, reference
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after_receipts", [0, 1, 4])
+def test_kill_during_units_then_resume(
+    dataset: tuple[Path, Path], tmp_path: Path, after_receipts: int
+) -> None:
+    src, reference = dataset
+    dst = tmp_path / "dst"
+    total = len(parquet_files(reference))
+    if after_receipts == 0:
+        # Killed as soon as the first shard bytes appear, before any receipt.
+        killed = _kill_when(
+            _command(src, dst, 1),
+            lambda: any(dst.rglob("*.parquet")) or any(dst.rglob("*.dm-partial")),
+        )
+    else:
+        killed = _kill_when(
+            _command(src, dst, 1), lambda: _receipts(dst) >= after_receipts
+        )
+    assert killed
+    assert not (dst / "_datamove" / "manifest.json").exists()
+
+    report = subprocess.run(
+        [*_command(src, dst, 1)[:-2], "--workers", "1", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(report.stdout)
+    assert result["status"] == "ok"
+    # Committed units were not written again.
+    assert result["units_written"] <= total - after_receipts or after_receipts == 0
+    _assert_clean_and_equal(dst, reference)
+
+
+@pytest.mark.slow
+def test_kill_an_embedded_cluster_mid_run_then_resume(
+    dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    src, reference = dataset
+    dst = tmp_path / "dst"
+    assert _kill_when(_command(src, dst, 2), lambda: _receipts(dst) >= 3)
+    subprocess.run(_command(src, dst, 2), check=True)
+    _assert_clean_and_equal(dst, reference)
+
+
+def test_crash_between_manifest_and_cleanup_then_resume(
+    dataset: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, reference = dataset
+    dst = tmp_path / "dst"
+    datamove.sync(str(src), str(dst), shard_size="128KiB", workers=1)
+    old_shards = {p.name for p in parquet_files(dst)}
+    # The same rows with a new modification time: every shard gets a new name.
+    os.utime(src / "a.csv")
+    os.utime(src / "b.csv")
+
+    def crash(*args: object) -> int:
+        raise KeyboardInterrupt("simulated crash right after the manifest")
+
+    monkeypatch.setattr("datamove.orchestrator.delete_quietly", crash)
+    with pytest.raises(KeyboardInterrupt):
+        datamove.sync(str(src), str(dst), shard_size="128KiB", workers=1)
+    monkeypatch.undo()
+    # The new manifest is in force; the old shards are still there.
+    assert old_shards <= {p.name for p in parquet_files(dst)}
+    report = datamove.sync(str(src), str(dst), shard_size="128KiB", workers=1)
+    assert report.shards_written == 0
+    assert report.shards_deleted == len(old_shards)
+    _assert_clean_and_equal(dst, reference)
