@@ -19,6 +19,7 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: $(STAMP) lint
+	bash scripts/install-test-servers.sh
 	$(PY) -m pytest -q -ra
 
 bench: $(STAMP)

@@ -588,10 +588,7 @@ def _unchanged(shard: ShardReceipt, info: Mapping[str, Any] | None) -> bool:
 def _list_data(dest: Location) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Listing entries of the Parquet objects at the destination, by relative
     path, and the temporary files of interrupted local writes."""
-    try:
-        entries = dest.fs.find(dest.root, detail=True, withdirs=False)
-    except FileNotFoundError:
-        return {}, []
+    entries = dest.adapter.find(dest.fs, dest.root)
     found: dict[str, dict[str, Any]] = {}
     partials: list[str] = []
     for path, info in entries.items():

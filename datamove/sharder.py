@@ -192,6 +192,7 @@ class _PartitionWriter:
         except BaseException:
             shard.abort()
             raise
+        reported = getattr(shard.writer, "reported_crc32c", None)
         receipt = ShardReceipt(
             path=shard.relative,
             size=shard.hashing.bytes_written,
@@ -201,7 +202,7 @@ class _PartitionWriter:
             partition=self.partition,
             storage_class=self.job.storage_class,
         )
-        info = _check_committed(self.job.dest, receipt)
+        info = _check_committed(self.job.dest, receipt, reported)
         self.shards.append(dataclasses.replace(receipt, version=object_version(info)))
 
     def finish(self) -> list[ShardReceipt]:
@@ -216,10 +217,16 @@ class _PartitionWriter:
             self.current = None
 
 
-def _check_committed(dest: Location, receipt: ShardReceipt) -> dict[str, Any]:
-    """Compare what the store reports for a new shard with what was written."""
+def _check_committed(
+    dest: Location, receipt: ShardReceipt, on_commit: str | None
+) -> dict[str, Any]:
+    """Compare what the store reports for a new shard with what was written.
+
+    ``on_commit`` is the CRC32C the store returned when the upload completed,
+    if it returned one; otherwise the object's metadata is asked.
+    """
     path = dest.path(receipt.path)
-    info = dest.fs.info(path)
+    info = dest.adapter.head(dest.fs, path)
     size = int(info.get("size") or 0)
     if size != receipt.size:
         raise ChecksumMismatchError(
@@ -227,7 +234,9 @@ def _check_committed(dest: Location, receipt: ShardReceipt) -> dict[str, Any]:
             f"datamove wrote {receipt.size}; re-run to rewrite it"
         )
     adapter = dest.adapter
-    reported = adapter.reported_crc32c(info) if adapter.reports_crc32c else None
+    reported = on_commit
+    if reported is None and adapter.reports_crc32c:
+        reported = adapter.reported_crc32c(dict(info))
     if reported is not None and reported != receipt.crc32c:
         raise ChecksumMismatchError(
             f"{dest.display(receipt.path)}: the store reports CRC32C {reported}, "

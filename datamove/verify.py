@@ -25,10 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def _listing(dest: Location) -> dict[str, dict[str, Any]]:
-    try:
-        entries = dest.fs.find(dest.root, detail=True, withdirs=False)
-    except FileNotFoundError:
-        return {}
+    entries = dest.adapter.find(dest.fs, dest.root)
     return {
         dest.relative(path): info
         for path, info in entries.items()

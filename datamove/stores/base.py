@@ -84,6 +84,21 @@ class StoreAdapter:
         handle = fs.open(path, "wb", block_size=options.part_size)
         return AtomicWriter(handle)
 
+    def head(self, fs: AbstractFileSystem, path: str) -> dict[str, Any]:
+        """One object's metadata, with checksum and class where the store has them."""
+        info: dict[str, Any] = fs.info(path)
+        return info
+
+    def find(self, fs: AbstractFileSystem, prefix: str) -> dict[str, dict[str, Any]]:
+        """Every object under ``prefix`` in one bulk listing: path -> entry."""
+        try:
+            entries: dict[str, dict[str, Any]] = fs.find(
+                prefix, detail=True, withdirs=False
+            )
+        except FileNotFoundError:
+            return {}
+        return entries
+
     def reported_crc32c(self, info: dict[str, Any]) -> str | None:
         """The base64 CRC32C the store reports in a listing entry, if any."""
         return None
