@@ -107,6 +107,7 @@ class SyncOptions:
     content_checksum: bool = False
     part_size: int = 16 * MiB
     row_group_target: int | None = None
+    retries: int = 5
     sample_bytes: int = 4 * MiB
     extra: tuple[tuple[str, str], ...] = field(default=())
 
@@ -120,6 +121,8 @@ class SyncOptions:
             raise UsageError("--on-bad-rows: use fail, skip or quarantine")
         if self.shard_size < 64 * 1024:
             raise UsageError("--shard-size: use at least 64KiB")
+        if self.retries < 1:
+            raise UsageError("--retries: use at least 1 (the first attempt counts)")
         if self.part_size < 5 * MiB:
             raise UsageError("--part-size: object stores need parts of at least 5MiB")
 

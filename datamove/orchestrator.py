@@ -26,9 +26,11 @@ from typing import Any
 
 from datamove.errors import SyncFailedError
 from datamove.executor import make_executor
+from datamove.inventory import STATE_DIR
 from datamove.options import SyncOptions, parse_size
 from datamove.planner import Plan, Survey, plan_sync, survey_source
 from datamove.report import SyncReport, VerifyReport
+from datamove.retry import RetryPolicy, call_with_retry
 from datamove.schema import schema_to_json
 from datamove.sharder import ShardJob, UnitOutcome
 from datamove.state import (
@@ -203,6 +205,7 @@ def sync(
         log.info("%s: up to date, nothing to do", dst.url)
         return SyncReport(status="noop", duration_s=_since(started), **base)
 
+    _check_writable(dst, planned.run_id)
     write_json(
         dst,
         f"{JOURNAL}/{planned.run_id}.json",
@@ -259,6 +262,29 @@ def sync(
         report.duration_s,
     )
     return report
+
+
+def _check_writable(dst: Location, run_id: str) -> None:
+    """Write and delete a probe object before any data moves.
+
+    Missing or wrong credentials, a missing bucket or container and a denied
+    write all surface here as one clear error, not midway through the run.
+
+    Raises:
+        PermanentStorageError: the destination cannot be written.
+    """
+    probe = f"{STATE_DIR}/probe-{run_id}"
+
+    def write_and_delete() -> None:
+        write_json(dst, probe, {"run_id": run_id})
+        dst.fs.rm_file(dst.path(probe))
+
+    call_with_retry(
+        write_and_delete,
+        operation="write a probe object",
+        subject=dst.url,
+        policy=RetryPolicy(attempts=3, initial=0.2, maximum=2.0),
+    )
 
 
 def _since(started: float) -> float:
@@ -353,6 +379,9 @@ def _commit(planned: Plan, dst: Location, receipts: Sequence[UnitReceipt]) -> in
         if shard.path not in live
     ]
     deleted = delete_quietly(dst, [*obsolete, *planned.orphans])
+    for path, upload_id in planned.uploads_to_abort:
+        dst.adapter.abort_upload(dst.fs, path, upload_id)
+        log.info("%s: aborted an interrupted upload", dst.display(dst.relative(path)))
     delete_quietly(dst, [receipt_path(r.unit_id) for r in planned.to_delete])
     delete_quietly(dst, [f"{JOURNAL}/{run}.json" for run in list_ids(dst, JOURNAL)])
     return deleted

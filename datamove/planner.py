@@ -121,6 +121,7 @@ class Plan:
     to_delete: tuple[UnitReceipt, ...]
     orphans: tuple[str, ...]
     files: Mapping[str, FileState] = field(default_factory=dict)
+    uploads_to_abort: tuple[tuple[str, str], ...] = ()
     manifest_current: bool = False
     state_digest: str = ""
 
@@ -130,6 +131,7 @@ class Plan:
             not self.to_write
             and not self.to_delete
             and not self.orphans
+            and not self.uploads_to_abort
             and self.manifest_current
         )
 
@@ -554,6 +556,13 @@ def _compare(
         if in_state_dir or (match and match.group(1) in owned | planned):
             orphans.append(path)
 
+    # Interrupted uploads of shards of this destination: garbage once found.
+    uploads: list[tuple[str, str]] = []
+    for path, upload_id in dest.adapter.incomplete_uploads(dest.fs, dest.root):
+        match = SHARD_NAME.search(path)
+        if match and match.group(1) in owned | planned:
+            uploads.append((path, upload_id))
+
     manifest_current = (
         manifest is not None
         and manifest.config_digest == digest
@@ -574,6 +583,7 @@ def _compare(
         files={**states},
         manifest_current=manifest_current,
         state_digest=state_digest,
+        uploads_to_abort=tuple(uploads),
     )
     return plan
 

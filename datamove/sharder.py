@@ -29,6 +29,7 @@ from datamove.errors import ChecksumMismatchError, DatamoveError, StorageError
 from datamove.formats import BadRows, read_piece
 from datamove.options import SyncOptions
 from datamove.planner import Unit
+from datamove.retry import RetryLog, RetryPolicy, call_with_retry
 from datamove.schema import schema_from_json
 from datamove.state import ShardReceipt, UnitReceipt, object_version, write_receipt
 from datamove.storage import Location
@@ -323,7 +324,9 @@ class UnitWriter:
             writer.abort()
 
 
-def write_unit(unit: Unit, job: ShardJob) -> UnitReceipt:
+def write_unit(
+    unit: Unit, job: ShardJob, retries: RetryLog | None = None
+) -> UnitReceipt:
     """Read one unit's piece and commit its shards and receipt.
 
     Raises:
@@ -361,6 +364,8 @@ def write_unit(unit: Unit, job: ShardJob) -> UnitReceipt:
         rows=rows,
         bytes_read=unit.input_bytes,
         bad_rows=bad_rows.count,
+        retries=len(retries) if retries is not None else 0,
+        retry_causes=retries.causes() if retries is not None else {},
         written_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     write_receipt(job.dest, receipt)
@@ -394,8 +399,17 @@ def execute_unit(unit: Unit, job: ShardJob) -> UnitOutcome:
 
     This is the function the executor ships to workers.
     """
+    retries = RetryLog()
     try:
-        receipt = write_unit(unit, job)
+        # A transient store failure retries the whole unit: its shard names
+        # are deterministic, so a second attempt overwrites the first's.
+        receipt = call_with_retry(
+            lambda: write_unit(unit, job, retries),
+            operation="write unit",
+            subject=job.dest.display(unit.shard_base),
+            policy=RetryPolicy(attempts=job.options.retries),
+            retry_log=retries,
+        )
     except DatamoveError as error:
         log.error("%s: %s", unit.piece.describe(), error)
         return UnitOutcome(

@@ -22,6 +22,7 @@ from typing import Any
 
 from datamove.errors import StorageError
 from datamove.inventory import STATE_DIR
+from datamove.retry import is_storage_failure, translate
 from datamove.storage import Location
 from datamove.stores.base import WriteOptions
 
@@ -74,11 +75,13 @@ class UnitReceipt:
     bytes_read: int
     bad_rows: int = 0
     retries: int = 0
+    retry_causes: Mapping[str, int] = field(default_factory=dict)
     written_at: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["fingerprint"] = dict(self.fingerprint)
+        data["retry_causes"] = dict(self.retry_causes)
         return data
 
     @classmethod
@@ -165,6 +168,10 @@ def read_json(dest: Location, relative: str) -> dict[str, Any] | None:
             f"{dest.display(relative)}: state file is not valid JSON ({error.msg}); "
             "it was not written by datamove or was damaged: move it aside and re-run"
         ) from error
+    except Exception as error:
+        if is_storage_failure(error):
+            raise translate(error, dest.display(relative), "read") from error
+        raise
 
 
 def read_manifest(dest: Location) -> Manifest | None:
