@@ -89,6 +89,19 @@ def _sync_options(function: F) -> F:
         ),
         click.option("--shard-size", default="128MiB", show_default=True),
         click.option(
+            "--part-size",
+            default="16MiB",
+            show_default=True,
+            help="Multipart/block upload part size (memory per upload).",
+        ),
+        click.option(
+            "--retries",
+            type=int,
+            default=5,
+            show_default=True,
+            help="Attempts per unit on transient store failures.",
+        ),
+        click.option(
             "--compression",
             default="zstd",
             show_default=True,
@@ -159,6 +172,8 @@ def _option_values(kwargs: dict[str, Any]) -> dict[str, Any]:
         "exclude": kwargs["exclude"],
         "format": kwargs["format_"],
         "shard_size": kwargs["shard_size"],
+        "part_size": kwargs["part_size"],
+        "retries": kwargs["retries"],
         "compression": kwargs["compression"],
         "partition_by": kwargs["partition_by"],
         "column_types": _column_types(kwargs["column_type"], kwargs["schema_file"]),
@@ -176,6 +191,17 @@ def _errors() -> Iterator[None]:
     except DatamoveError as error:
         click.echo(f"datamove: error: {error}", err=True)
         sys.exit(error.exit_code)
+    except Exception as error:
+        # Foreign messages can quote request details: show the type only,
+        # unless debugging was asked for.
+        if logging.getLogger("datamove").isEnabledFor(logging.DEBUG):
+            raise
+        click.echo(
+            f"datamove: internal error ({type(error).__name__}); run with -vv for "
+            "the traceback and report it",
+            err=True,
+        )
+        sys.exit(1)
 
 
 class _ProgressDisplay:

@@ -17,10 +17,10 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -29,6 +29,7 @@ from datamove.errors import UsageError
 from datamove.formats import Piece, Sample, sample_file
 from datamove.inventory import STATE_DIR, Inventory, SourceFile, take_inventory
 from datamove.options import SyncOptions, config_digest
+from datamove.retry import call_with_retry
 from datamove.schema import FileSchema, schema_from_json, schema_to_json, unify
 from datamove.state import (
     JOURNAL,
@@ -450,7 +451,7 @@ def plan_sync(
         SchemaConflictError: two files cannot share one schema.
     """
     _check_overlap(source, dest)
-    manifest = read_manifest(dest)
+    manifest = _reading(dest, lambda: read_manifest(dest))
     survey = survey_source(source, options, manifest)
     inventory, states, source_schema = survey.inventory, survey.files, survey.schema
     missing = [name for name in options.partition_by if name not in source_schema.names]
@@ -482,18 +483,34 @@ def plan_sync(
                     shard_base=f"{stem}-{unit_id}",
                 )
             )
-    return _compare(
-        source,
+    return _reading(
         dest,
-        inventory,
-        units,
-        source_schema,
-        config,
-        digest,
-        manifest,
-        states,
-        survey.state_digest,
+        lambda: _compare(
+            source,
+            dest,
+            inventory,
+            units,
+            source_schema,
+            config,
+            digest,
+            manifest,
+            states,
+            survey.state_digest,
+        ),
     )
+
+
+T = TypeVar("T")
+
+
+def _reading(dest: Location, read: Callable[[], T]) -> T:
+    """Run a read of the destination's state, retrying transient failures.
+
+    Raises:
+        PermanentStorageError: the destination cannot be read (no bucket,
+            no permission), with the way out in the message.
+    """
+    return call_with_retry(read, operation="read the destination", subject=dest.url)
 
 
 def _check_overlap(source: Location, dest: Location) -> None:

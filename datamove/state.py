@@ -58,7 +58,8 @@ def object_version(info: Mapping[str, Any]) -> str | None:
     for key in ("ETag", "etag", "generation", "mtime", "LastModified", "last_modified"):
         value = info.get(key)
         if value is not None:
-            return f"{key}:{value}"
+            # Listings and HEADs of one store differ in quoting an ETag.
+            return f"{key.lower()}:{str(value).strip(chr(34))}"
     return None
 
 

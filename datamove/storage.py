@@ -30,6 +30,8 @@ _SECRET_KEY = re.compile(
 # Keys that match the pattern above but hold no secret.
 _NOT_SECRET = {"key_prefix", "sse_kms_key_id", "kms_key_name", "key_id_prefix"}
 REDACTED = "***"
+# Object stores whose URLs name a bucket where a user:password@ could be typed.
+_NO_USERINFO = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "file"}
 
 
 def redact_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,6 +98,13 @@ class Location:
         if not url:
             raise UsageError(
                 "empty URL: give a path or a URL such as s3://bucket/prefix"
+            )
+        parts = urlsplit(url)
+        if parts.scheme in _NO_USERINFO and "@" in parts.netloc:
+            raise UsageError(
+                f"{redact_url(url)}: credentials do not belong in a {parts.scheme}:// "
+                "URL; pass them in --source-options/--dest-options or the "
+                "environment (they are never logged)"
             )
         try:
             fs, root = fsspec.core.url_to_fs(url, **options)
