@@ -24,7 +24,7 @@ from datamove.errors import (
     VerificationError,
 )
 from datamove.options import SyncOptions
-from datamove.orchestrator import Progress, inventory, plan, sync, verify
+from datamove.orchestrator import Progress, inventory, plan, sample, sync, verify
 from datamove.report import SyncReport, VerifyReport
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "__version__",
     "inventory",
     "plan",
+    "sample",
     "sync",
     "verify",
 ]

@@ -319,6 +319,17 @@ def main() -> None:
 @click.argument("source")
 @click.argument("dest")
 @_sync_options
+@click.option(
+    "--anonymize",
+    "anonymize",
+    metavar="POLICY",
+    help="Anonymization policy (YAML) applied before data leaves.",
+)
+@click.option(
+    "--anon-key",
+    metavar="SOURCE",
+    help="Key: env:NAME, a file or a URL (default: $DATAMOVE_ANON_KEY).",
+)
 @click.option("--workers", type=int, help="Worker processes (default: one per core).")
 @click.option(
     "--scheduler", envvar="DATAMOVE_SCHEDULER", help="Existing Dask scheduler."
@@ -351,6 +362,8 @@ def sync(source: str, dest: str, **kwargs: Any) -> None:
                     scheduler=kwargs["scheduler"],
                     dry_run=kwargs["dry_run"],
                     progress=display.update,
+                    anonymize=kwargs["anonymize"],
+                    anon_key=kwargs["anon_key"],
                     **values,
                 )
         except SyncFailedError as error:
@@ -424,6 +437,42 @@ def inventory(source: str, **kwargs: Any) -> None:
         click.echo("schema:")
         for column in schema:
             click.echo(f"  {column['name']}: {column['type']}")
+
+
+@main.command()
+@click.argument("source")
+@click.option("--suggest", is_flag=True, help="Print a policy file for the findings.")
+@click.option("--sample-rows", type=int, default=10_000, show_default=True)
+@click.option("--include", multiple=True)
+@click.option("--exclude", multiple=True)
+@click.option("--format", "format_")
+@click.option("--source-options", help="fsspec storage options (JSON).")
+@click.option("--json", "as_json", is_flag=True)
+@_common
+def scan(source: str, **kwargs: Any) -> None:
+    """Find columns of SOURCE that hold personal data; suggest a policy."""
+    _setup_logging(kwargs["verbose"], kwargs["quiet"], kwargs["log_format"])
+    from datamove.anonymize import scan_table, suggest_policy
+
+    with _errors():
+        sample = datamove.sample(
+            source,
+            rows=kwargs["sample_rows"],
+            source_options=parse_options(kwargs["source_options"], "--source-options"),
+            include=kwargs["include"],
+            exclude=kwargs["exclude"],
+            format=kwargs["format_"],
+        )
+        findings = scan_table(sample, sample_rows=kwargs["sample_rows"])
+        if kwargs["suggest"]:
+            click.echo(suggest_policy(findings), nl=False)
+        elif kwargs["as_json"]:
+            click.echo(json.dumps([f.to_dict() for f in findings], indent=2))
+        else:
+            for finding in findings:
+                click.echo(finding.describe())
+            if not findings:
+                click.echo("no personal data found in the sample")
 
 
 @main.command()

@@ -164,6 +164,8 @@ class BadRows:
     count: int = 0
     rows: list[tuple[str, str]] = field(default_factory=list)
     failure: str = ""
+    # False when columns are anonymized: a message must not quote raw values.
+    quote: bool = True
 
     def add(self, text: str, reason: str) -> None:
         """Count or keep a bad row; under ``fail`` raise :class:`BadRowsError`."""
@@ -177,7 +179,10 @@ class BadRows:
         caller raises :meth:`error` once control is back.
         """
         if self.policy == "fail":
-            self.failure = f"{self.relpath}: {reason}: {text[:200]!r}"
+            shown = (
+                f": {text[:200]!r}" if self.quote else " (row not shown: anonymized)"
+            )
+            self.failure = f"{self.relpath}: {reason}{shown}"
             return False
         self.count += 1
         if self.policy == "quarantine":
@@ -614,6 +619,20 @@ def _row_reason(row: dict[str, Any], schema: pa.Schema) -> str:
         if unfit and not _casts(value, column.type):
             return f"column {column.name!r} expects {column.type}"
     return "a value does not fit its column"
+
+
+def head_rows(
+    fs: AbstractFileSystem, piece: Piece, schema: pa.Schema, size: int, rows: int
+) -> pa.Table:
+    """Up to ``rows`` rows from the start of a piece, bad rows left out."""
+    batches: list[pa.RecordBatch] = []
+    count = 0
+    for batch, _ in read_piece(fs, piece, schema, size, BadRows("skip", piece.relpath)):
+        batches.append(batch)
+        count += batch.num_rows
+        if count >= rows:
+            break
+    return pa.Table.from_batches(batches, schema=schema).slice(0, rows)
 
 
 def read_piece(

@@ -18,14 +18,27 @@ the leftovers of 5 and deletes them.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
+
+from datamove.anonymize import (
+    Anonymizer,
+    KAnonymityCounter,
+    check_key_fingerprint,
+    flagged_columns,
+    load_key,
+    load_policy,
+    scan_table,
+)
 from datamove.errors import SyncFailedError
 from datamove.executor import make_executor
+from datamove.formats import Piece, head_rows
 from datamove.inventory import STATE_DIR
 from datamove.options import SyncOptions, parse_size
 from datamove.planner import Plan, Survey, plan_sync, survey_source
@@ -40,6 +53,7 @@ from datamove.state import (
     UnitReceipt,
     delete_quietly,
     list_ids,
+    read_manifest,
     receipt_path,
     write_json,
     write_manifest,
@@ -48,6 +62,8 @@ from datamove.storage import Location
 from datamove.verify import verify_destination
 
 log = logging.getLogger(__name__)
+
+SCAN_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -117,6 +133,43 @@ def inventory(
     return survey_source(Location.parse(source, source_options), resolved)
 
 
+def sample(
+    source: str,
+    *,
+    rows: int = 10_000,
+    source_options: Mapping[str, Any] | None = None,
+    options: SyncOptions | None = None,
+    **option_values: Any,
+) -> pa.Table:
+    """Up to ``rows`` rows from the head of every file of ``source``, unified.
+
+    Raises:
+        UsageError, InputError, SchemaConflictError, StorageError.
+    """
+    resolved = build_options(options, **option_values)
+    location = Location.parse(source, source_options)
+    survey = survey_source(location, resolved)
+    per_file = max(rows // max(len(survey.inventory.files), 1), 1)
+    tables = [
+        head_rows(
+            location.fs,
+            Piece(
+                relpath=file.relpath,
+                path=file.path,
+                format=file.format,
+                end=-1,
+                column_names=survey.files[file.relpath].column_names,
+                newlines_in_values=survey.files[file.relpath].quoted_newlines,
+            ),
+            survey.schema,
+            file.size,
+            per_file,
+        )
+        for file in survey.inventory.files
+    ]
+    return pa.concat_tables(tables) if tables else survey.schema.empty_table()
+
+
 def plan(
     source: str,
     dest: str,
@@ -151,6 +204,8 @@ def sync(
     client: Any = None,
     dry_run: bool = False,
     progress: ProgressCallback | None = None,
+    anonymize: str | None = None,
+    anon_key: str | None = None,
     **option_values: Any,
 ) -> SyncReport:
     """Shard ``source`` into verified Parquet at ``dest``, resuming any earlier run.
@@ -167,6 +222,10 @@ def sync(
         client: an existing ``distributed.Client`` to run on instead.
         dry_run: plan only; the report carries the plan and nothing is written.
         progress: called after every completed unit.
+        anonymize: path or URL of an anonymization policy (YAML); columns are
+            transformed on the workers before any byte leaves for ``dest``.
+        anon_key: where the anonymization key is: None for the environment
+            variable ``DATAMOVE_ANON_KEY``, ``env:NAME``, a file or a URL.
 
     Returns:
         A :class:`SyncReport`; ``status`` is ``ok``, ``noop`` or ``dry-run``.
@@ -183,7 +242,11 @@ def sync(
     resolved = build_options(options, **option_values)
     src = Location.parse(source, source_options)
     dst = Location.parse(dest, dest_options)
-    planned = plan_sync(src, dst, resolved)
+    anonymizer = _anonymizer(anonymize, anon_key, dst) if anonymize else None
+    extra = {"anonymize": anonymizer.receipt_fields()} if anonymizer else None
+    planned = plan_sync(src, dst, resolved, extra_config=extra)
+    if anonymizer is not None:
+        _check_policy(anonymizer, src, planned)
     log.info(
         "%s: plan: %d units to write, %d kept, %d obsolete, %d orphans",
         dst.url,
@@ -211,9 +274,13 @@ def sync(
         f"{JOURNAL}/{planned.run_id}.json",
         {"run_id": planned.run_id, "units": [u.unit_id for u in planned.to_write]},
     )
-    receipts, failures, description = _execute(
-        planned, src, dst, resolved, workers, scheduler, client, progress
+    outcomes, description = _execute(
+        planned, src, dst, resolved, workers, scheduler, client, progress, anonymizer
     )
+    receipts = [o.receipt for o in outcomes if o.receipt is not None]
+    failures = [o for o in outcomes if o.receipt is None]
+    if anonymizer is not None:
+        base["extra"] = _anonymization_report(anonymizer, outcomes)
     written = _totals(receipts)
     if failures:
         report = SyncReport(
@@ -241,7 +308,8 @@ def sync(
             error.exit_code = 2
         raise error
 
-    deleted = _commit(planned, dst, receipts)
+    written_schema = anonymizer.output_schema(planned.schema) if anonymizer else None
+    deleted = _commit(planned, dst, receipts, written_schema)
     report = SyncReport(
         status="ok",
         units_written=len(receipts),
@@ -311,45 +379,102 @@ def _execute(
     scheduler: str | None,
     client: Any,
     progress: ProgressCallback | None,
-) -> tuple[list[UnitReceipt], list[UnitOutcome], str]:
+    anonymizer: Anonymizer | None,
+) -> tuple[list[UnitOutcome], str]:
     job = ShardJob(
         source=src,
         dest=dst,
         schema=schema_to_json(planned.schema),
         options=options,
         run_id=planned.run_id,
+        transform=anonymizer,
     )
-    receipts: list[UnitReceipt] = []
-    failures: list[UnitOutcome] = []
+    outcomes: list[UnitOutcome] = []
     if not planned.to_write:
-        return receipts, failures, "none"
+        return outcomes, "none"
     executor = make_executor(len(planned.to_write), client, scheduler, workers)
     total_bytes = planned.bytes_to_read
+    rows = done_bytes = written = shards = failed = 0
     try:
         for outcome in executor.run(planned.to_write, job):
-            if outcome.receipt is not None:
-                receipts.append(outcome.receipt)
+            outcomes.append(outcome)
+            if outcome.receipt is None:
+                failed += 1
             else:
-                failures.append(outcome)
+                rows += outcome.receipt.rows
+                done_bytes += outcome.receipt.bytes_read
+                written += sum(s.size for s in outcome.receipt.shards)
+                shards += len(outcome.receipt.shards)
             if progress is not None:
                 progress(
                     Progress(
-                        units_done=len(receipts) + len(failures),
+                        units_done=len(outcomes),
                         units_total=len(planned.to_write),
-                        rows=sum(r.rows for r in receipts),
-                        bytes_read=sum(r.bytes_read for r in receipts),
+                        rows=rows,
+                        bytes_read=done_bytes,
                         bytes_total=total_bytes,
-                        bytes_written=sum(s.size for r in receipts for s in r.shards),
-                        shards_written=sum(len(r.shards) for r in receipts),
-                        failed=len(failures),
+                        bytes_written=written,
+                        shards_written=shards,
+                        failed=failed,
                     )
                 )
     finally:
         executor.close()
-    return receipts, failures, executor.description
+    return outcomes, executor.description
 
 
-def _commit(planned: Plan, dst: Location, receipts: Sequence[UnitReceipt]) -> int:
+def _anonymizer(policy_url: str, key_source: str | None, dst: Location) -> Anonymizer:
+    """Load the policy and key; refuse a key other than the destination's.
+
+    Raises:
+        UsageError: the policy or key is invalid, or the destination was
+            written with another key (its tokens would not join).
+    """
+    policy = load_policy(policy_url)
+    key = load_key(key_source) if policy.needs_key else None
+    manifest = read_manifest(dst)
+    if manifest is not None and key is not None:
+        recorded = manifest.config.get("anonymize", {}).get("key_fingerprint")
+        check_key_fingerprint(recorded, key, dst.url)
+    return Anonymizer(policy, key, run_seed=secrets.randbits(63))
+
+
+def _check_policy(anonymizer: Anonymizer, src: Location, planned: Plan) -> None:
+    """Fail closed: scan the head of every source file for personal data.
+
+    Raises:
+        UsageError: a flagged column is not covered by the policy.
+    """
+    samples: list[pa.Table] = []
+    seen: set[str] = set()
+    for unit in planned.to_write:
+        if unit.piece.relpath in seen:
+            continue
+        seen.add(unit.piece.relpath)
+        samples.append(
+            head_rows(src.fs, unit.piece, planned.schema, unit.source_size, SCAN_ROWS)
+        )
+    table = pa.concat_tables(samples) if samples else planned.schema.empty_table()
+    anonymizer.check(planned.schema, flagged_columns(scan_table(table)))
+
+
+def _anonymization_report(
+    anonymizer: Anonymizer, outcomes: Sequence[UnitOutcome]
+) -> dict[str, Any]:
+    report: dict[str, Any] = {"anonymize": anonymizer.receipt_fields()}
+    counters = [KAnonymityCounter.from_ipc(o.kanon) for o in outcomes if o.kanon]
+    if counters:
+        merged = KAnonymityCounter.merged(counters)
+        report["k_anonymity"] = merged.report(anonymizer.policy.k).to_dict()
+    return report
+
+
+def _commit(
+    planned: Plan,
+    dst: Location,
+    receipts: Sequence[UnitReceipt],
+    written_schema: pa.Schema | None = None,
+) -> int:
     """Write the manifest, then delete what it no longer lists."""
     by_id = {r.unit_id: r for r in (*planned.to_keep, *receipts)}
     order = [u.unit_id for u in planned.to_write] + [r.unit_id for r in planned.to_keep]
@@ -362,7 +487,7 @@ def _commit(planned: Plan, dst: Location, receipts: Sequence[UnitReceipt]) -> in
         source=planned.source,
         config=planned.config,
         config_digest=planned.config_digest,
-        schema=schema_to_json(planned.schema),
+        schema=schema_to_json(written_schema or planned.schema),
         units=tuple(ordered),
         extra={
             "files": {path: state.to_dict() for path, state in planned.files.items()},

@@ -69,6 +69,7 @@ class UnitOutcome:
     error: str | None = None
     error_type: str | None = None
     exit_code: int = 1
+    kanon: bytes | None = None
     worker: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
 
     @property
@@ -326,8 +327,11 @@ class UnitWriter:
 
 def write_unit(
     unit: Unit, job: ShardJob, retries: RetryLog | None = None
-) -> UnitReceipt:
+) -> tuple[UnitReceipt, bytes | None]:
     """Read one unit's piece and commit its shards and receipt.
+
+    Returns the receipt and, when a policy names quasi-identifiers, the
+    unit's k-anonymity group counts (serialised) for the run's report.
 
     Raises:
         InputError: the piece cannot be read.
@@ -338,15 +342,21 @@ def write_unit(
     source_schema = job.arrow_schema
     transform = job.transform
     out_schema = transform.output_schema(source_schema) if transform else source_schema
-    bad_rows = BadRows(job.options.on_bad_rows, unit.piece.relpath)
+    bad_rows = BadRows(
+        job.options.on_bad_rows, unit.piece.relpath, quote=transform is None
+    )
     writer = UnitWriter(job, unit, out_schema)
+    kanon = transform.kanon_counter(out_schema) if transform is not None else None
     rows = 0
     try:
-        for batch, fraction in read_piece(
+        batches = read_piece(
             job.source.fs, unit.piece, source_schema, unit.source_size, bad_rows
-        ):
+        )
+        for index, (batch, fraction) in enumerate(batches):
             if transform is not None:
-                batch = transform.apply(batch)
+                batch = transform.apply(batch, stream=f"{unit.unit_id}/{index}")
+                if kanon is not None:
+                    kanon.update(batch)
             rows += batch.num_rows
             writer.add(batch, fraction)
         shards = writer.finish()
@@ -355,6 +365,7 @@ def write_unit(
         raise
     if bad_rows.rows:
         _quarantine(job, unit, bad_rows)
+
     receipt = UnitReceipt(
         unit_id=unit.unit_id,
         source=unit.piece.relpath,
@@ -376,7 +387,7 @@ def write_unit(
         len(shards),
         time.monotonic() - started,
     )
-    return receipt
+    return receipt, kanon.to_ipc() if kanon is not None else None
 
 
 def _quarantine(job: ShardJob, unit: Unit, bad_rows: BadRows) -> None:
@@ -403,7 +414,7 @@ def execute_unit(unit: Unit, job: ShardJob) -> UnitOutcome:
     try:
         # A transient store failure retries the whole unit: its shard names
         # are deterministic, so a second attempt overwrites the first's.
-        receipt = call_with_retry(
+        receipt, kanon = call_with_retry(
             lambda: write_unit(unit, job, retries),
             operation="write unit",
             subject=job.dest.display(unit.shard_base),
@@ -430,4 +441,6 @@ def execute_unit(unit: Unit, job: ShardJob) -> UnitOutcome:
             error=str(wrapped),
             error_type="StorageError",
         )
-    return UnitOutcome(unit.unit_id, unit.piece.describe(), receipt=receipt)
+    return UnitOutcome(
+        unit.unit_id, unit.piece.describe(), receipt=receipt, kanon=kanon
+    )
