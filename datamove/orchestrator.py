@@ -278,6 +278,7 @@ def sync(
         planned, src, dst, resolved, workers, scheduler, client, progress, anonymizer
     )
     receipts = [o.receipt for o in outcomes if o.receipt is not None]
+    base["workers"] = tuple(sorted({o.worker for o in outcomes}))
     failures = [o for o in outcomes if o.receipt is None]
     if anonymizer is not None:
         base["extra"] = _anonymization_report(anonymizer, outcomes)

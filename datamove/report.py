@@ -29,6 +29,7 @@ class SyncReport:
     retries: int = 0
     duration_s: float = 0.0
     executor: str = ""
+    workers: tuple[str, ...] = ()
     failed: tuple[dict[str, str], ...] = ()
     plan: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -40,6 +41,7 @@ class SyncReport:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["failed"] = [dict(item) for item in self.failed]
+        data["workers"] = list(self.workers)
         if self.plan is None:
             data.pop("plan")
         return data
