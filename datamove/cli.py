@@ -332,6 +332,13 @@ def main() -> None:
 )
 @click.option("--workers", type=int, help="Worker processes (default: one per core).")
 @click.option(
+    "--wait-lease",
+    type=float,
+    default=0,
+    metavar="SECONDS",
+    help="Wait this long for another sync writing to DEST (default: refuse).",
+)
+@click.option(
     "--scheduler", envvar="DATAMOVE_SCHEDULER", help="Existing Dask scheduler."
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
@@ -364,6 +371,7 @@ def sync(source: str, dest: str, **kwargs: Any) -> None:
                     progress=display.update,
                     anonymize=kwargs["anonymize"],
                     anon_key=kwargs["anon_key"],
+                    lease_wait=kwargs["wait_lease"],
                     **values,
                 )
         except SyncFailedError as error:

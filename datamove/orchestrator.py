@@ -40,6 +40,7 @@ from datamove.errors import SyncFailedError
 from datamove.executor import make_executor
 from datamove.formats import Piece, head_rows
 from datamove.inventory import STATE_DIR
+from datamove.lease import Lease
 from datamove.options import SyncOptions, parse_size
 from datamove.planner import Plan, Survey, plan_sync, survey_source
 from datamove.report import SyncReport, VerifyReport
@@ -206,6 +207,7 @@ def sync(
     progress: ProgressCallback | None = None,
     anonymize: str | None = None,
     anon_key: str | None = None,
+    lease_wait: float = 0,
     **option_values: Any,
 ) -> SyncReport:
     """Shard ``source`` into verified Parquet at ``dest``, resuming any earlier run.
@@ -226,6 +228,8 @@ def sync(
             transformed on the workers before any byte leaves for ``dest``.
         anon_key: where the anonymization key is: None for the environment
             variable ``DATAMOVE_ANON_KEY``, ``env:NAME``, a file or a URL.
+        lease_wait: seconds to wait for another run writing to ``dest``
+            before giving up (``LeaseHeldError``); 0 refuses at once.
 
     Returns:
         A :class:`SyncReport`; ``status`` is ``ok``, ``noop`` or ``dry-run``.
@@ -269,68 +273,86 @@ def sync(
         return SyncReport(status="noop", duration_s=_since(started), **base)
 
     _check_writable(dst, planned.run_id)
-    write_json(
-        dst,
-        f"{JOURNAL}/{planned.run_id}.json",
-        {"run_id": planned.run_id, "units": [u.unit_id for u in planned.to_write]},
-    )
-    outcomes, description = _execute(
-        planned, src, dst, resolved, workers, scheduler, client, progress, anonymizer
-    )
-    receipts = [o.receipt for o in outcomes if o.receipt is not None]
-    base["workers"] = tuple(sorted({o.worker for o in outcomes}))
-    failures = [o for o in outcomes if o.receipt is None]
-    if anonymizer is not None:
-        base["extra"] = _anonymization_report(anonymizer, outcomes)
-    written = _totals(receipts)
-    if failures:
+    with Lease(dst, planned.run_id, wait=lease_wait) as lease:
+        if lease.contended:
+            # Another run wrote here while this one waited: decide afresh.
+            planned = plan_sync(
+                src, dst, resolved, extra_config=extra, run_id=planned.run_id
+            )
+            if planned.is_noop:
+                return SyncReport(status="noop", duration_s=_since(started), **base)
+        write_json(
+            dst,
+            f"{JOURNAL}/{planned.run_id}.json",
+            {"run_id": planned.run_id, "units": [u.unit_id for u in planned.to_write]},
+        )
+        outcomes, description = _execute(
+            planned,
+            src,
+            dst,
+            resolved,
+            workers,
+            scheduler,
+            client,
+            progress,
+            anonymizer,
+        )
+        receipts = [o.receipt for o in outcomes if o.receipt is not None]
+        base["workers"] = tuple(sorted({o.worker for o in outcomes}))
+        failures = [o for o in outcomes if o.receipt is None]
+        if anonymizer is not None:
+            base["extra"] = _anonymization_report(anonymizer, outcomes)
+        written = _totals(receipts)
+        if failures:
+            report = SyncReport(
+                status="failed",
+                units_written=len(receipts),
+                units_failed=len(failures),
+                failed=tuple(
+                    {"unit": f.unit_id, "piece": f.piece, "error": f.error or ""}
+                    for f in failures
+                ),
+                duration_s=_since(started),
+                executor=description,
+                **written,
+                **base,
+            )
+            write_json(dst, f"{RUNS}/{planned.run_id}.json", report.to_dict())
+            error = SyncFailedError(
+                f"{len(failures)} of {len(planned.to_write)} units failed; first: "
+                f"{failures[0].error}. Finished units are kept: fix the cause and "
+                "re-run to resume",
+                failed=[f.piece for f in failures],
+            )
+            error.report = report  # type: ignore[attr-defined]
+            if all(f.exit_code == 2 for f in failures):
+                error.exit_code = 2
+            raise error
+
+        written_schema = (
+            anonymizer.output_schema(planned.schema) if anonymizer else None
+        )
+        deleted = _commit(planned, dst, receipts, written_schema)
         report = SyncReport(
-            status="failed",
+            status="ok",
             units_written=len(receipts),
-            units_failed=len(failures),
-            failed=tuple(
-                {"unit": f.unit_id, "piece": f.piece, "error": f.error or ""}
-                for f in failures
-            ),
+            shards_deleted=deleted,
             duration_s=_since(started),
             executor=description,
             **written,
             **base,
         )
         write_json(dst, f"{RUNS}/{planned.run_id}.json", report.to_dict())
-        error = SyncFailedError(
-            f"{len(failures)} of {len(planned.to_write)} units failed; first: "
-            f"{failures[0].error}. Finished units are kept: fix the cause and re-run "
-            "to resume",
-            failed=[f.piece for f in failures],
+        log.info(
+            "%s: wrote %d rows in %d shards, kept %d, deleted %d (%.1fs)",
+            dst.url,
+            report.rows_written,
+            report.shards_written,
+            report.shards_skipped,
+            deleted,
+            report.duration_s,
         )
-        error.report = report  # type: ignore[attr-defined]
-        if all(f.exit_code == 2 for f in failures):
-            error.exit_code = 2
-        raise error
-
-    written_schema = anonymizer.output_schema(planned.schema) if anonymizer else None
-    deleted = _commit(planned, dst, receipts, written_schema)
-    report = SyncReport(
-        status="ok",
-        units_written=len(receipts),
-        shards_deleted=deleted,
-        duration_s=_since(started),
-        executor=description,
-        **written,
-        **base,
-    )
-    write_json(dst, f"{RUNS}/{planned.run_id}.json", report.to_dict())
-    log.info(
-        "%s: wrote %d rows in %d shards, kept %d, deleted %d (%.1fs)",
-        dst.url,
-        report.rows_written,
-        report.shards_written,
-        report.shards_skipped,
-        deleted,
-        report.duration_s,
-    )
-    return report
+        return report
 
 
 def _check_writable(dst: Location, run_id: str) -> None:

@@ -439,6 +439,7 @@ def plan_sync(
     dest: Location,
     options: SyncOptions,
     extra_config: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
 ) -> Plan:
     """Decide what a sync from ``source`` to ``dest`` must do.
 
@@ -496,6 +497,7 @@ def plan_sync(
             manifest,
             states,
             survey.state_digest,
+            run_id or new_run_id(),
         ),
     )
 
@@ -535,6 +537,7 @@ def _compare(
     manifest: Manifest | None,
     states: Mapping[str, FileState],
     state_digest: str,
+    run_id: str,
 ) -> Plan:
     recorded: dict[str, UnitReceipt] = {}
     if manifest is not None:
@@ -586,7 +589,7 @@ def _compare(
         and [u.unit_id for u in manifest.units] == [u.unit_id for u in units]
     )
     plan = Plan(
-        run_id=new_run_id(),
+        run_id=run_id,
         source=source.url,
         dest=dest.url,
         schema=schema,
