@@ -635,12 +635,17 @@ def head_rows(
     return pa.Table.from_batches(batches, schema=schema).slice(0, rows)
 
 
+class RowTooLongError(InputError):
+    """A row is longer than the read block; the piece is read again with larger."""
+
+
 def read_piece(
     fs: AbstractFileSystem,
     piece: Piece,
     schema: pa.Schema,
     size: int,
     bad_rows: BadRows,
+    block_size: int | None = None,
 ) -> Iterator[tuple[pa.RecordBatch, float]]:
     """Stream ``piece`` as batches in ``schema``, each with the fraction read.
 
@@ -648,7 +653,7 @@ def read_piece(
         InputError: the bytes do not parse as the piece's format.
         BadRowsError: a malformed row under ``--on-bad-rows fail``.
     """
-    readers = {
+    readers: dict[str, Any] = {
         "csv": _read_csv,
         "tsv": _read_csv,
         "jsonl": _read_jsonl,
@@ -657,7 +662,11 @@ def read_piece(
         "orc": _read_orc,
     }
     try:
-        yield from readers[piece.format.name](fs, piece, schema, size, bad_rows)
+        reader = readers[piece.format.name]
+        if piece.format.is_text:
+            yield from reader(fs, piece, schema, size, bad_rows, block_size)
+        else:
+            yield from reader(fs, piece, schema, size, bad_rows)
     except (BadRowsError, InputError):
         raise
     except (
@@ -668,6 +677,9 @@ def read_piece(
     ) as error:
         if bad_rows.failure:
             raise bad_rows.error() from None
+        if "straddl" in str(error):
+            message = f"{piece.describe()}: a row exceeds the read block"
+            raise RowTooLongError(message) from None
         raise _wrap_input_error(piece, error) from error
     except OSError as error:
         if isinstance(error, FileNotFoundError | PermissionError):
@@ -683,6 +695,7 @@ def _read_csv(
     schema: pa.Schema,
     size: int,
     bad_rows: BadRows,
+    block_size: int | None = None,
 ) -> Iterator[tuple[pa.RecordBatch, float]]:
     if not piece.column_names:
         return
@@ -698,7 +711,7 @@ def _read_csv(
             read_options=pacsv.ReadOptions(
                 column_names=list(piece.column_names),
                 skip_rows=1 if piece.has_header else 0,
-                block_size=text_block_size(expected),
+                block_size=block_size or text_block_size(expected),
                 use_threads=False,
             ),
             parse_options=_parse_options(
@@ -745,6 +758,7 @@ def _read_jsonl(
     schema: pa.Schema,
     size: int,
     bad_rows: BadRows,
+    block_size: int | None = None,
 ) -> Iterator[tuple[pa.RecordBatch, float]]:
     stream, counter, expected = _open_text(fs, piece, size)
     options = pajson.ParseOptions(
@@ -753,7 +767,7 @@ def _read_jsonl(
     carry = b""
     try:
         while True:
-            chunk = stream.read(text_block_size(expected))
+            chunk = stream.read(block_size or text_block_size(expected))
             data = carry + bytes(chunk)
             if not chunk:
                 block, carry = data, b""

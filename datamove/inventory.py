@@ -56,7 +56,8 @@ class Inventory:
         return sum(file.size for file in self.files)
 
 
-def _mtime(info: dict[str, Any]) -> str:
+def file_mtime(info: dict[str, Any]) -> str:
+    """A listing entry's modification time (or version) as a stable string."""
     for key in ("mtime", "LastModified", "last_modified", "updated", "modified"):
         value = info.get(key)
         if value is None:
@@ -141,7 +142,7 @@ def take_inventory(
             relpath=relpath,
             path=path,
             size=int(info.get("size") or 0),
-            mtime=_mtime(info),
+            mtime=file_mtime(info),
             format=fmt,
         )
         if checksum:

@@ -25,8 +25,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from datamove.checksum import HashingWriter
-from datamove.errors import ChecksumMismatchError, DatamoveError, StorageError
-from datamove.formats import BadRows, read_piece
+from datamove.errors import (
+    ChecksumMismatchError,
+    DatamoveError,
+    InputError,
+    StorageError,
+)
+from datamove.formats import TEXT_BLOCK, BadRows, RowTooLongError, read_piece
+from datamove.inventory import file_mtime as _mtime
 from datamove.options import SyncOptions
 from datamove.planner import Unit
 from datamove.retry import RetryLog, RetryPolicy, call_with_retry
@@ -39,6 +45,7 @@ log = logging.getLogger(__name__)
 
 BatchTransform = Callable[[pa.RecordBatch], pa.RecordBatch]
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+MAX_BLOCK = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -333,12 +340,58 @@ def write_unit(
     Returns the receipt and, when a policy names quasi-identifiers, the
     unit's k-anonymity group counts (serialised) for the run's report.
 
+    A row longer than the read block restarts the unit with a larger block;
+    its shard names are deterministic, so the restart overwrites them.
+
     Raises:
-        InputError: the piece cannot be read.
+        InputError: the piece cannot be read, or the source file changed
+            since it was planned.
         BadRowsError: a malformed row under ``--on-bad-rows fail``.
         StorageError: a shard could not be written or did not verify.
     """
+    block_size: int | None = None
+    while True:
+        try:
+            return _write_unit_once(unit, job, retries, block_size)
+        except RowTooLongError:
+            block_size = (block_size or TEXT_BLOCK) * 16
+            if block_size > MAX_BLOCK:
+                raise InputError(
+                    f"{unit.piece.describe()}: a row is longer than "
+                    f"{MAX_BLOCK >> 20} MiB; such rows are not supported"
+                ) from None
+            log.info(
+                "%s: long row, reading again in %d MiB blocks",
+                unit.piece.describe(),
+                block_size >> 20,
+            )
+
+
+def _check_unchanged(job: ShardJob, unit: Unit, when: str) -> None:
+    """Refuse to mix two versions of a source file in one dataset.
+
+    Raises:
+        InputError: the file's size or modification time is not the planned one.
+    """
+    info = job.source.fs.info(unit.piece.path)
+    now = {"size": int(info.get("size") or 0), "mtime": _mtime(info)}
+    planned = {
+        "size": unit.fingerprint.get("size"),
+        "mtime": unit.fingerprint.get("mtime"),
+    }
+    if now != planned:
+        raise InputError(
+            f"{unit.piece.relpath}: changed {when} (size {planned['size']} -> "
+            f"{now['size']}); its shards are not recorded: re-run to sync the new "
+            "version"
+        )
+
+
+def _write_unit_once(
+    unit: Unit, job: ShardJob, retries: RetryLog | None, block_size: int | None
+) -> tuple[UnitReceipt, bytes | None]:
     started = time.monotonic()
+    _check_unchanged(job, unit, "since it was planned")
     source_schema = job.arrow_schema
     transform = job.transform
     out_schema = transform.output_schema(source_schema) if transform else source_schema
@@ -350,7 +403,12 @@ def write_unit(
     rows = 0
     try:
         batches = read_piece(
-            job.source.fs, unit.piece, source_schema, unit.source_size, bad_rows
+            job.source.fs,
+            unit.piece,
+            source_schema,
+            unit.source_size,
+            bad_rows,
+            block_size,
         )
         for index, (batch, fraction) in enumerate(batches):
             if transform is not None:
@@ -359,6 +417,7 @@ def write_unit(
                     kanon.update(batch)
             rows += batch.num_rows
             writer.add(batch, fraction)
+        _check_unchanged(job, unit, "while it was read")
         shards = writer.finish()
     except BaseException:
         writer.abort()
