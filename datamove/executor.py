@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -25,10 +26,20 @@ log = logging.getLogger(__name__)
 SCHEDULER_ENV = "DATAMOVE_SCHEDULER"
 
 
+# Called with (unit id, rows so far, input bytes so far) while units run.
+PartialProgress = Callable[[str, int, int], None]
+PROGRESS_INTERVAL = 0.5
+
+
 class Executor(Protocol):
     """Runs units and yields their outcomes in completion order."""
 
-    def run(self, units: Sequence[Unit], job: ShardJob) -> Iterator[UnitOutcome]: ...
+    def run(
+        self,
+        units: Sequence[Unit],
+        job: ShardJob,
+        on_partial: PartialProgress | None = None,
+    ) -> Iterator[UnitOutcome]: ...
 
     def close(self) -> None: ...
 
@@ -41,12 +52,78 @@ class SerialExecutor:
 
     description = "in-process"
 
-    def run(self, units: Sequence[Unit], job: ShardJob) -> Iterator[UnitOutcome]:
+    def run(
+        self,
+        units: Sequence[Unit],
+        job: ShardJob,
+        on_partial: PartialProgress | None = None,
+    ) -> Iterator[UnitOutcome]:
         for unit in units:
-            yield execute_unit(unit, job)
+            yield execute_unit(unit, job, _reporter(unit.unit_id, on_partial))
 
     def close(self) -> None:
         pass
+
+
+def _throttled(report: Callable[[int, int], None]) -> Callable[[int, int], None]:
+    """``report``, called at most every PROGRESS_INTERVAL seconds."""
+    last = 0.0
+
+    def call(rows: int, done: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= PROGRESS_INTERVAL:
+            last = now
+            report(rows, done)
+
+    return call
+
+
+def _reporter(
+    unit_id: str, on_partial: PartialProgress | None
+) -> Callable[[int, int], None] | None:
+    if on_partial is None:
+        return None
+
+    def report(rows: int, done: int) -> None:
+        on_partial(unit_id, rows, done)
+
+    return _throttled(report)
+
+
+def _execute_reporting(unit: Unit, job: ShardJob, topic: str | None) -> UnitOutcome:
+    """``execute_unit`` on a worker, sending its progress to the client.
+
+    Progress goes as structured events through the scheduler, so it reaches
+    the client from any worker of a remote cluster.
+    """
+    if topic is None:
+        return execute_unit(unit, job)
+    from distributed import get_worker
+
+    worker = get_worker()
+
+    def send(rows: int, done: int) -> None:
+        worker.log_event(topic, [unit.unit_id, rows, done])
+
+    return execute_unit(unit, job, _throttled(send))
+
+
+class _ProgressListener:
+    """Receives the workers' progress events on the client."""
+
+    def __init__(self, client: Any, topic: str, on_partial: PartialProgress) -> None:
+        self._client = client
+        self._topic = topic
+        self._on_partial = on_partial
+        client.subscribe_topic(topic, self._receive)
+
+    def _receive(self, event: Any) -> None:
+        _, (unit_id, rows, done) = event
+        self._on_partial(unit_id, rows, done)
+
+    def stop(self) -> None:
+        self._client.unsubscribe_topic(self._topic)
 
 
 def default_workers() -> int:
@@ -102,16 +179,35 @@ class DaskExecutor:
             self.description = f"embedded dask cluster of {count} worker processes"
         log.info("executor: %s", self.description)
 
-    def run(self, units: Sequence[Unit], job: ShardJob) -> Iterator[UnitOutcome]:
+    def run(
+        self,
+        units: Sequence[Unit],
+        job: ShardJob,
+        on_partial: PartialProgress | None = None,
+    ) -> Iterator[UnitOutcome]:
         from distributed import as_completed
 
+        topic = f"datamove-progress-{job.run_id}" if on_partial is not None else None
+        listener = None
+        if topic is not None and on_partial is not None:
+            listener = _ProgressListener(self.client, topic, on_partial)
         futures = self.client.map(
-            execute_unit,
+            _execute_reporting,
             list(units),
             job=job,
+            topic=topic,
             key=[f"datamove-{job.run_id}-{unit.unit_id}" for unit in units],
             pure=False,
         )
+        try:
+            yield from self._collect(futures, units, as_completed)
+        finally:
+            if listener is not None:
+                listener.stop()
+
+    def _collect(
+        self, futures: list[Any], units: Sequence[Unit], as_completed: Any
+    ) -> Iterator[UnitOutcome]:
         by_key = {future.key: unit for future, unit in zip(futures, units, strict=True)}
         for future in as_completed(futures):
             unit = by_key[future.key]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -416,34 +417,70 @@ def _execute(
     if not planned.to_write:
         return outcomes, "none"
     executor = make_executor(len(planned.to_write), client, scheduler, workers)
-    total_bytes = planned.bytes_to_read
-    rows = done_bytes = written = shards = failed = 0
+    tracker = _ProgressTracker(planned, progress)
     try:
-        for outcome in executor.run(planned.to_write, job):
+        for outcome in executor.run(
+            planned.to_write, job, tracker.partial if progress else None
+        ):
             outcomes.append(outcome)
-            if outcome.receipt is None:
-                failed += 1
-            else:
-                rows += outcome.receipt.rows
-                done_bytes += outcome.receipt.bytes_read
-                written += sum(s.size for s in outcome.receipt.shards)
-                shards += len(outcome.receipt.shards)
-            if progress is not None:
-                progress(
-                    Progress(
-                        units_done=len(outcomes),
-                        units_total=len(planned.to_write),
-                        rows=rows,
-                        bytes_read=done_bytes,
-                        bytes_total=total_bytes,
-                        bytes_written=written,
-                        shards_written=shards,
-                        failed=failed,
-                    )
-                )
+            tracker.finished(outcome)
     finally:
         executor.close()
     return outcomes, executor.description
+
+
+class _ProgressTracker:
+    """Totals for the progress display: finished units plus running ones.
+
+    Workers report running units' rows and bytes every half second; a unit's
+    partial figures are replaced by its receipt's when it finishes.
+    """
+
+    def __init__(self, planned: Plan, callback: ProgressCallback | None) -> None:
+        self._callback = callback
+        self._total_units = len(planned.to_write)
+        self._total_bytes = planned.bytes_to_read
+        self._lock = threading.Lock()
+        self._running: dict[str, tuple[int, int]] = {}
+        self._done = {"units": 0, "rows": 0, "read": 0, "written": 0, "shards": 0}
+        self._failed = 0
+
+    def partial(self, unit_id: str, rows: int, done: int) -> None:
+        with self._lock:
+            self._running[unit_id] = (rows, done)
+        self._emit()
+
+    def finished(self, outcome: UnitOutcome) -> None:
+        with self._lock:
+            self._running.pop(outcome.unit_id, None)
+            self._done["units"] += 1
+            if outcome.receipt is None:
+                self._failed += 1
+            else:
+                receipt = outcome.receipt
+                self._done["rows"] += receipt.rows
+                self._done["read"] += receipt.bytes_read
+                self._done["written"] += sum(s.size for s in receipt.shards)
+                self._done["shards"] += len(receipt.shards)
+        self._emit()
+
+    def _emit(self) -> None:
+        if self._callback is None:
+            return
+        with self._lock:
+            running_rows = sum(rows for rows, _ in self._running.values())
+            running_bytes = sum(done for _, done in self._running.values())
+            update = Progress(
+                units_done=self._done["units"],
+                units_total=self._total_units,
+                rows=self._done["rows"] + running_rows,
+                bytes_read=self._done["read"] + running_bytes,
+                bytes_total=self._total_bytes,
+                bytes_written=self._done["written"],
+                shards_written=self._done["shards"],
+                failed=self._failed,
+            )
+        self._callback(update)
 
 
 def _anonymizer(policy_url: str, key_source: str | None, dst: Location) -> Anonymizer:

@@ -44,6 +44,8 @@ from datamove.stores.base import AtomicWriter, WriteOptions
 log = logging.getLogger(__name__)
 
 BatchTransform = Callable[[pa.RecordBatch], pa.RecordBatch]
+# Called as a unit advances with (rows so far, input bytes so far).
+UnitProgress = Callable[[int, int], None]
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 MAX_BLOCK = 1 << 30
 
@@ -333,7 +335,10 @@ class UnitWriter:
 
 
 def write_unit(
-    unit: Unit, job: ShardJob, retries: RetryLog | None = None
+    unit: Unit,
+    job: ShardJob,
+    retries: RetryLog | None = None,
+    on_progress: UnitProgress | None = None,
 ) -> tuple[UnitReceipt, bytes | None]:
     """Read one unit's piece and commit its shards and receipt.
 
@@ -352,7 +357,7 @@ def write_unit(
     block_size: int | None = None
     while True:
         try:
-            return _write_unit_once(unit, job, retries, block_size)
+            return _write_unit_once(unit, job, retries, block_size, on_progress)
         except RowTooLongError:
             block_size = (block_size or TEXT_BLOCK) * 16
             if block_size > MAX_BLOCK:
@@ -388,7 +393,11 @@ def _check_unchanged(job: ShardJob, unit: Unit, when: str) -> None:
 
 
 def _write_unit_once(
-    unit: Unit, job: ShardJob, retries: RetryLog | None, block_size: int | None
+    unit: Unit,
+    job: ShardJob,
+    retries: RetryLog | None,
+    block_size: int | None,
+    on_progress: UnitProgress | None,
 ) -> tuple[UnitReceipt, bytes | None]:
     started = time.monotonic()
     _check_unchanged(job, unit, "since it was planned")
@@ -417,6 +426,8 @@ def _write_unit_once(
                     kanon.update(batch)
             rows += batch.num_rows
             writer.add(batch, fraction)
+            if on_progress is not None:
+                on_progress(rows, int(fraction * unit.input_bytes))
         _check_unchanged(job, unit, "while it was read")
         shards = writer.finish()
     except BaseException:
@@ -464,17 +475,20 @@ def _quarantine(job: ShardJob, unit: Unit, bad_rows: BadRows) -> None:
     )
 
 
-def execute_unit(unit: Unit, job: ShardJob) -> UnitOutcome:
+def execute_unit(
+    unit: Unit, job: ShardJob, on_progress: UnitProgress | None = None
+) -> UnitOutcome:
     """Run one unit and return its outcome; never raises for expected errors.
 
-    This is the function the executor ships to workers.
+    This is the function the executor ships to workers; ``on_progress`` is
+    called after every batch with the rows and input bytes done so far.
     """
     retries = RetryLog()
     try:
         # A transient store failure retries the whole unit: its shard names
         # are deterministic, so a second attempt overwrites the first's.
         receipt, kanon = call_with_retry(
-            lambda: write_unit(unit, job, retries),
+            lambda: write_unit(unit, job, retries, on_progress),
             operation="write unit",
             subject=job.dest.display(unit.shard_base),
             policy=RetryPolicy(attempts=job.options.retries),

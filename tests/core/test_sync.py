@@ -184,11 +184,20 @@ def test_runs_on_a_real_dask_cluster(
     source: Path, tmp_path: Path, dask_client: object
 ) -> None:
     dest = tmp_path / "dst"
+    updates: list[datamove.Progress] = []
     report = datamove.sync(
-        str(source), str(dest), shard_size="256KiB", client=dask_client
+        str(source),
+        str(dest),
+        shard_size="256KiB",
+        client=dask_client,
+        progress=updates.append,
     )
     assert report.status == "ok"
     assert report.executor.startswith("dask cluster")
+    # The workers feed rows of running units, before any unit has finished.
+    assert any(u.units_done == 0 and u.rows > 0 for u in updates), updates[:3]
+    assert updates[-1].rows == report.rows_written
+    assert updates[-1].units_done == updates[-1].units_total
     assert read_rows(dest).num_rows == 60_050
     assert datamove.verify(str(dest), deep=True).ok
 
