@@ -20,7 +20,8 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	bash scripts/install-test-servers.sh
-	$(PY) -m pytest -q -ra
+	bash scripts/install-airflow.sh $(VENV)
+	DATAMOVE_REQUIRE_AIRFLOW=1 $(PY) -m pytest -q -ra
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
