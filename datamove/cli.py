@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import click
+import fsspec
 
 import datamove
 from datamove.errors import DatamoveError, SyncFailedError
@@ -23,6 +24,7 @@ from datamove.options import MiB
 from datamove.orchestrator import Progress
 from datamove.report import SyncReport, VerifyReport
 from datamove.storage import parse_options
+from datamove.stores import encryption_for
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("datamove")
@@ -131,6 +133,14 @@ def _sync_options(function: F) -> F:
             help="Fingerprint sources by content hash, not only size and mtime.",
         ),
         click.option(
+            "--sse",
+            type=click.Choice(["AES256", "aws:kms"]),
+            help="S3 server-side encryption of every object written.",
+        ),
+        click.option("--sse-kms-key-id", help="KMS key for --sse aws:kms."),
+        click.option("--gcs-kms-key", help="GCS customer-managed key name."),
+        click.option("--azure-encryption-scope", help="Azure encryption scope."),
+        click.option(
             "--source-options", help="fsspec storage options of the source (JSON)."
         ),
         click.option(
@@ -166,8 +176,17 @@ def _column_types(column_type: tuple[str, ...], schema_file: str | None) -> list
     return pairs
 
 
-def _option_values(kwargs: dict[str, Any]) -> dict[str, Any]:
+def _option_values(kwargs: dict[str, Any], dest: str) -> dict[str, Any]:
+    protocol = fsspec.core.split_protocol(dest)[0] or "file"
+    encryption = encryption_for(
+        protocol,
+        sse=kwargs["sse"],
+        kms_key_id=kwargs["sse_kms_key_id"],
+        gcs_kms_key=kwargs["gcs_kms_key"],
+        azure_scope=kwargs["azure_encryption_scope"],
+    )
     return {
+        "encryption": encryption,
         "include": kwargs["include"],
         "exclude": kwargs["exclude"],
         "format": kwargs["format_"],
@@ -352,7 +371,7 @@ def sync(source: str, dest: str, **kwargs: Any) -> None:
     """Shard SOURCE into Parquet at DEST, resuming and skipping unchanged work."""
     _setup_logging(kwargs["verbose"], kwargs["quiet"], kwargs["log_format"])
     with _errors():
-        values = _option_values(kwargs)
+        values = _option_values(kwargs, dest)
         display = _ProgressDisplay(not kwargs["no_progress"] and not kwargs["quiet"])
         try:
             with display:
@@ -397,7 +416,7 @@ def plan(source: str, dest: str, **kwargs: Any) -> None:
             dest,
             source_options=parse_options(kwargs["source_options"], "--source-options"),
             dest_options=parse_options(kwargs["dest_options"], "--dest-options"),
-            **_option_values(kwargs),
+            **_option_values(kwargs, dest),
         )
         if kwargs["as_json"]:
             click.echo(json.dumps(result.summary(), indent=2))

@@ -108,6 +108,7 @@ class SyncOptions:
     part_size: int = 16 * MiB
     row_group_target: int | None = None
     retries: int = 5
+    encryption: tuple[tuple[str, str], ...] = ()
     sample_bytes: int = 4 * MiB
     extra: tuple[tuple[str, str], ...] = field(default=())
 
@@ -141,6 +142,7 @@ class SyncOptions:
             "column_types": [list(pair) for pair in self.column_types],
             "on_bad_rows": "fail" if self.on_bad_rows == "fail" else "drop",
             "extra": [list(pair) for pair in self.extra],
+            "encryption": [list(pair) for pair in self.encryption],
         }
 
     def to_dict(self) -> dict[str, Any]:

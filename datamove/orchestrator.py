@@ -98,7 +98,7 @@ def build_options(options: SyncOptions | None = None, **overrides: Any) -> SyncO
             continue
         if name in ("shard_size", "part_size", "sample_bytes"):
             value = parse_size(value, f"--{name.replace('_', '-')}")
-        elif name in ("partition_by", "include", "exclude", "extra"):
+        elif name in ("partition_by", "include", "exclude", "extra", "encryption"):
             value = tuple(value) if not isinstance(value, str) else (value,)
         elif name == "column_types":
             pairs = value.items() if isinstance(value, Mapping) else value
@@ -107,7 +107,14 @@ def build_options(options: SyncOptions | None = None, **overrides: Any) -> SyncO
                 for pair in pairs
             )
         values[name] = value
-    for name in ("partition_by", "include", "exclude", "column_types", "extra"):
+    for name in (
+        "partition_by",
+        "include",
+        "exclude",
+        "column_types",
+        "extra",
+        "encryption",
+    ):
         if name in values:
             values[name] = tuple(
                 tuple(v) if isinstance(v, list) else v for v in values[name]

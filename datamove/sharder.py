@@ -61,7 +61,6 @@ class ShardJob:
     run_id: str
     transform: Any = None
     storage_class: str | None = None
-    encryption: tuple[tuple[str, str], ...] = ()
 
     @property
     def arrow_schema(self) -> pa.Schema:
@@ -187,7 +186,7 @@ class _PartitionWriter:
         options = WriteOptions(
             part_size=self.job.options.part_size,
             storage_class=self.job.storage_class,
-            encryption=self.job.encryption,
+            encryption=self.job.options.encryption,
         )
         writer = dest.adapter.open_write(dest.fs, dest.path(relative), options)
         return _OpenShard(self.job, relative, self.schema, writer)

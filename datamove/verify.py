@@ -33,12 +33,46 @@ def _listing(dest: Location) -> dict[str, dict[str, Any]]:
     }
 
 
+# Upload argument -> the field a HEAD reports it in.
+_ENCRYPTION_FIELDS = {
+    "ServerSideEncryption": "ServerSideEncryption",
+    "SSEKMSKeyId": "SSEKMSKeyId",
+    "kms_key_name": "kmsKeyName",
+    "encryption_scope": "encryption_scope",
+}
+
+
+def _encryption_problems(
+    dest: Location, shard: ShardReceipt, expected: list[list[str]]
+) -> list[str]:
+    """Whether the object still has the server-side encryption it was written with."""
+    info = dest.adapter.head(dest.fs, dest.path(shard.path))
+    problems = []
+    for name, value in expected:
+        found = info.get(_ENCRYPTION_FIELDS.get(name, name))
+        # KMS keys come back as full ARNs or with a key version appended.
+        if found is None or not (str(found) == value or value in str(found)):
+            problems.append(
+                f"{dest.display(shard.path)}: {name} is {found!r}, "
+                f"written with {value!r}"
+            )
+    return problems
+
+
 def _check_shard(
-    dest: Location, shard: ShardReceipt, info: Mapping[str, Any] | None, deep: bool
+    dest: Location,
+    shard: ShardReceipt,
+    info: Mapping[str, Any] | None,
+    deep: bool,
+    encryption: list[list[str]] | None = None,
 ) -> list[str]:
     where = dest.display(shard.path)
     if info is None:
         return [f"{where}: missing"]
+    if encryption:
+        problems = _encryption_problems(dest, shard, encryption)
+        if problems:
+            return problems
     size = int(info.get("size") or 0)
     if size != shard.size:
         return [f"{where}: size {size}, manifest says {shard.size}"]
@@ -87,7 +121,8 @@ def verify_destination(dest: Location, deep: bool = False) -> VerifyReport:
     problems: list[str] = []
     rows = 0
     for shard in manifest.shards:
-        found = _check_shard(dest, shard, listing.get(shard.path), deep)
+        encryption = manifest.config.get("encryption") or None
+        found = _check_shard(dest, shard, listing.get(shard.path), deep, encryption)
         problems.extend(found)
         if not found:
             rows += shard.rows
