@@ -1,0 +1,76 @@
+"""Network and store faults during a whole sync, through real HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pyarrow.dataset as ds
+import pytest
+
+import datamove
+from tests.core.helpers import write_csv
+from tests.servers import FixedResponse, fault_server, tcp_proxy
+from tests.stores.conftest import Bucket
+
+pytestmark = pytest.mark.cloud
+
+
+def _source(tmp_path: Path) -> Path:
+    for index in range(4):
+        write_csv(tmp_path / "src" / f"f{index}.csv", 1_000, seed=index,
+                  start=index * 10_000)  # fmt: skip
+    return tmp_path / "src"
+
+
+def test_connection_resets_end_in_success(s3_bucket: Bucket, tmp_path: Path) -> None:
+    source = _source(tmp_path)
+    port = urlsplit(s3_bucket.server.endpoint).port
+    assert port is not None
+    with tcp_proxy(port, reset_first=6) as (proxy_port, stats):
+        options = {
+            **s3_bucket.server.storage_options,
+            "endpoint_url": f"http://127.0.0.1:{proxy_port}",
+        }
+        url = f"s3://{s3_bucket.name}/lake"
+        report = datamove.sync(str(source), url, dest_options=options, workers=1)
+        assert stats.resets == 6
+        assert report.status == "ok"
+        checked = datamove.verify(url, deep=True, dest_options=options)
+    assert checked.ok
+    s3_bucket.fs.invalidate_cache()
+    shards = [
+        p for p in s3_bucket.fs.find(f"{s3_bucket.name}/lake") if p.endswith(".parquet")
+    ]
+    rows = ds.dataset(shards, filesystem=s3_bucket.fs, format="parquet").count_rows()
+    assert rows == 4_000
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [(503, "retry"), (500, "retry"), (403, "permission"), (404, "bucket")],
+)
+def test_store_errors_fail_clearly_before_data_moves(
+    tmp_path: Path, status: int, expected: str
+) -> None:
+    source = _source(tmp_path)
+    with fault_server(FixedResponse(status)) as endpoint:
+        options = {
+            "key": "k",
+            "secret": "s",
+            "endpoint_url": endpoint,
+            "config_kwargs": {"retries": {"max_attempts": 1}},
+        }
+        with pytest.raises(datamove.StorageError) as caught:
+            datamove.sync(str(source), "s3://bucket/lake", dest_options=options,
+                          workers=1, retries=2)  # fmt: skip
+    message = str(caught.value).lower()
+    assert "s3://bucket/lake" in message
+    assert str(status) in message
+    assert isinstance(
+        caught.value,
+        datamove.TransientStorageError
+        if status >= 500
+        else datamove.PermanentStorageError,
+    )
+    del expected
