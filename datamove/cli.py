@@ -349,6 +349,17 @@ def main() -> None:
     metavar="SOURCE",
     help="Key: env:NAME, a file or a URL (default: $DATAMOVE_ANON_KEY).",
 )
+@click.option("--tier-policy", metavar="YAML", help="Write shards into tiered classes.")
+@click.option(
+    "--access-log",
+    "access_logs",
+    multiple=True,
+    metavar="PATH",
+    help="Access logs (files or folders) the tiers are decided from.",
+)
+@click.option("--tier-prices", metavar="YAML", help="Your own price table.")
+@click.option("--tier-region", help="Price region (default: the table's first).")
+@click.option("--access-log-format", help="Force the access log kind.")
 @click.option("--workers", type=int, help="Worker processes (default: one per core).")
 @click.option(
     "--wait-lease",
@@ -391,6 +402,11 @@ def sync(source: str, dest: str, **kwargs: Any) -> None:
                     anonymize=kwargs["anonymize"],
                     anon_key=kwargs["anon_key"],
                     lease_wait=kwargs["wait_lease"],
+                    tier_policy=kwargs["tier_policy"],
+                    access_logs=list(kwargs["access_logs"]),
+                    tier_prices=kwargs["tier_prices"],
+                    tier_region=kwargs["tier_region"],
+                    access_log_format=kwargs["access_log_format"],
                     **values,
                 )
         except SyncFailedError as error:
@@ -527,6 +543,96 @@ def verify(dest: str, **kwargs: Any) -> None:
                 f"{report.rows_checked:,} rows verified"
                 + (" (deep)" if report.deep else "")
             )
+        if not report.ok:
+            sys.exit(1)
+
+
+def _tier_options(function: F) -> F:
+    decorators = [
+        click.option("--access-log", "access_logs", multiple=True, metavar="PATH"),
+        click.option("--policy", "policy_file", metavar="YAML", help="Tier policy."),
+        click.option("--prices", "prices_file", metavar="YAML", help="Price table."),
+        click.option("--region", help="Price region."),
+        click.option("--log-kind", "log_kind", help="Force the access log kind."),
+        click.option("--dest-options", help="fsspec storage options (JSON)."),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON."),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+@main.group()
+def tier() -> None:
+    """Assign hot, cold and archive tiers from access patterns, with costs."""
+
+
+@tier.command("plan")
+@click.argument("dest")
+@_tier_options
+@click.option("--out", "out_json", metavar="FILE", help="Write the plan as JSON.")
+@click.option("--chart", "out_png", metavar="PNG", help="Draw the cost comparison.")
+@_common
+def tier_plan_command(dest: str, **kwargs: Any) -> None:
+    """Plan tiers for the shards at DEST and show the monthly bill."""
+    _setup_logging(kwargs["verbose"], kwargs["quiet"], kwargs["log_format"])
+    from datamove.tiering.commands import tier_plan
+
+    with _errors():
+        plan = tier_plan(
+            dest,
+            access_logs=list(kwargs["access_logs"]) or None,
+            policy_file=kwargs["policy_file"],
+            prices_file=kwargs["prices_file"],
+            dest_options=parse_options(kwargs["dest_options"], "--dest-options"),
+            region=kwargs["region"],
+            out_json=kwargs["out_json"],
+            out_png=kwargs["out_png"],
+            log_format=kwargs["log_kind"],
+        )
+        if kwargs["as_json"]:
+            click.echo(json.dumps(plan.to_dict(), indent=2, default=str))
+            return
+        click.echo(f"{dest}: tier plan over {plan.horizon_months} months")
+        for tier_name, counts in plan.summary().items():
+            click.echo(f"  {tier_name}: {counts}")
+        if plan.costs is not None:
+            click.echo(json.dumps(plan.costs.to_dict(), indent=2, default=str))
+        for warning in plan.warnings:
+            click.echo(f"  warning: {warning}", err=True)
+
+
+@tier.command("apply")
+@click.argument("dest")
+@_tier_options
+@click.option("--plan", "plan_file", metavar="FILE", help="A plan saved by tier plan.")
+@_common
+def tier_apply_command(dest: str, **kwargs: Any) -> None:
+    """Move the shards at DEST into their planned classes, in place."""
+    _setup_logging(kwargs["verbose"], kwargs["quiet"], kwargs["log_format"])
+    from datamove.tiering.commands import tier_apply
+
+    with _errors():
+        report = tier_apply(
+            dest,
+            plan_file=kwargs["plan_file"],
+            access_logs=list(kwargs["access_logs"]) or None,
+            policy_file=kwargs["policy_file"],
+            prices_file=kwargs["prices_file"],
+            dest_options=parse_options(kwargs["dest_options"], "--dest-options"),
+            region=kwargs["region"],
+            log_format=kwargs["log_kind"],
+        )
+        if kwargs["as_json"]:
+            click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+        else:
+            click.echo(
+                f"{dest}: {report.status}: {report.changed} changed, "
+                f"{report.already} already in place, {report.recorded_only} recorded, "
+                f"{len(report.failed)} failed, {len(report.unconfirmed)} unconfirmed"
+            )
+            for path, error in report.failed:
+                click.echo(f"  failed: {path}: {error}", err=True)
         if not report.ok:
             sys.exit(1)
 

@@ -61,6 +61,7 @@ from datamove.state import (
     write_manifest,
 )
 from datamove.storage import Location
+from datamove.tiering.sync import SyncTiering, classes_for_sync
 from datamove.verify import verify_destination
 
 log = logging.getLogger(__name__)
@@ -216,6 +217,11 @@ def sync(
     anonymize: str | None = None,
     anon_key: str | None = None,
     lease_wait: float = 0,
+    tier_policy: str | None = None,
+    access_logs: Sequence[str] | None = None,
+    tier_prices: str | None = None,
+    tier_region: str | None = None,
+    access_log_format: str | None = None,
     **option_values: Any,
 ) -> SyncReport:
     """Shard ``source`` into verified Parquet at ``dest``, resuming any earlier run.
@@ -238,6 +244,9 @@ def sync(
             variable ``DATAMOVE_ANON_KEY``, ``env:NAME``, a file or a URL.
         lease_wait: seconds to wait for another run writing to ``dest``
             before giving up (``LeaseHeldError``); 0 refuses at once.
+        tier_policy, access_logs, tier_prices, tier_region, access_log_format:
+            write each shard straight into the storage class its tier gets
+            from the access history (see ``docs/tiering.md``).
 
     Returns:
         A :class:`SyncReport`; ``status`` is ``ok``, ``noop`` or ``dry-run``.
@@ -254,6 +263,19 @@ def sync(
     resolved = build_options(options, **option_values)
     src = Location.parse(source, source_options)
     dst = Location.parse(dest, dest_options)
+    tiering = None
+    if tier_policy is not None or access_logs:
+        # Before planning: sampling the source would move its access times.
+        tiering = classes_for_sync(
+            src,
+            dst,
+            access_logs=list(access_logs or []),
+            policy_file=tier_policy,
+            prices_file=tier_prices,
+            options=resolved,
+            region=tier_region,
+            log_format=access_log_format,
+        )
     anonymizer = _anonymizer(anonymize, anon_key, dst) if anonymize else None
     extra = {"anonymize": anonymizer.receipt_fields()} if anonymizer else None
     planned = plan_sync(src, dst, resolved, extra_config=extra)
@@ -304,6 +326,7 @@ def sync(
             client,
             progress,
             anonymizer,
+            tiering,
         )
         receipts = [o.receipt for o in outcomes if o.receipt is not None]
         base["workers"] = tuple(sorted({o.worker for o in outcomes}))
@@ -340,7 +363,7 @@ def sync(
         written_schema = (
             anonymizer.output_schema(planned.schema) if anonymizer else None
         )
-        deleted = _commit(planned, dst, receipts, written_schema)
+        deleted = _commit(planned, dst, receipts, written_schema, tiering)
         report = SyncReport(
             status="ok",
             units_written=len(receipts),
@@ -411,6 +434,7 @@ def _execute(
     client: Any,
     progress: ProgressCallback | None,
     anonymizer: Anonymizer | None,
+    tiering: SyncTiering | None = None,
 ) -> tuple[list[UnitOutcome], str]:
     job = ShardJob(
         source=src,
@@ -419,6 +443,7 @@ def _execute(
         options=options,
         run_id=planned.run_id,
         transform=anonymizer,
+        tiering=tiering,
     )
     outcomes: list[UnitOutcome] = []
     if not planned.to_write:
@@ -541,13 +566,29 @@ def _commit(
     dst: Location,
     receipts: Sequence[UnitReceipt],
     written_schema: pa.Schema | None = None,
+    tiering: SyncTiering | None = None,
 ) -> int:
-    """Write the manifest, then delete what it no longer lists."""
+    """Write the manifest, then delete what it no longer lists.
+
+    Tier records of shards still listed (written by ``tier apply``) are kept;
+    shards this run wrote get theirs from ``tiering``.
+    """
     by_id = {r.unit_id: r for r in (*planned.to_keep, *receipts)}
     order = [u.unit_id for u in planned.to_write] + [r.unit_id for r in planned.to_keep]
     ordered = sorted(
         (by_id[uid] for uid in set(order)), key=lambda r: (r.source, r.piece)
     )
+    live = {shard.path for receipt in ordered for shard in receipt.shards}
+    previous = read_manifest(dst)
+    tiers = {
+        path: record
+        for path, record in (
+            previous.extra.get("tiers", {}) if previous else {}
+        ).items()
+        if path in live
+    }
+    if tiering is not None:
+        tiers.update(tiering.tier_records(receipts))
     manifest = Manifest(
         run_id=planned.run_id,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -559,11 +600,11 @@ def _commit(
         extra={
             "files": {path: state.to_dict() for path, state in planned.files.items()},
             "state_digest": planned.state_digest,
+            **({"tiers": tiers} if tiers else {}),
         },
     )
     write_manifest(dst, manifest)
 
-    live = {shard.path for receipt in ordered for shard in receipt.shards}
     obsolete = [
         shard.path
         for receipt in planned.to_delete

@@ -61,6 +61,14 @@ class ShardJob:
     run_id: str
     transform: Any = None
     storage_class: str | None = None
+    tiering: Any = None
+
+    def class_for(self, unit: Unit, partition: str, relative: str) -> str | None:
+        """The storage class a shard is written in: its tier's, or the default."""
+        if self.tiering is None:
+            return self.storage_class
+        chosen = self.tiering.class_for(unit.piece.relpath, partition, relative)
+        return chosen or self.storage_class
 
     @property
     def arrow_schema(self) -> pa.Schema:
@@ -91,6 +99,7 @@ class _OpenShard:
     ) -> None:
         self.relative = relative
         self.writer = writer
+        self.storage_class: str | None = None
         adapter = job.dest.adapter
         self.hashing = HashingWriter(writer, md5=adapter.needs_md5)
         options = job.options
@@ -183,13 +192,16 @@ class _PartitionWriter:
         relative = self.unit.shard_name(self.index, self.partition)
         self.index += 1
         dest = self.job.dest
+        storage_class = self.job.class_for(self.unit, self.partition, relative)
         options = WriteOptions(
             part_size=self.job.options.part_size,
-            storage_class=self.job.storage_class,
+            storage_class=storage_class,
             encryption=self.job.options.encryption,
         )
         writer = dest.adapter.open_write(dest.fs, dest.path(relative), options)
-        return _OpenShard(self.job, relative, self.schema, writer)
+        shard = _OpenShard(self.job, relative, self.schema, writer)
+        shard.storage_class = storage_class
+        return shard
 
     def _close_current(self) -> None:
         shard, self.current = self.current, None
@@ -210,7 +222,7 @@ class _PartitionWriter:
             rows=shard.rows,
             md5=shard.hashing.md5,
             partition=self.partition,
-            storage_class=self.job.storage_class,
+            storage_class=shard.storage_class,
         )
         info = _check_committed(self.job.dest, receipt, reported)
         self.shards.append(dataclasses.replace(receipt, version=object_version(info)))

@@ -227,6 +227,8 @@ def plan_tiers(
     region: str | None = None,
     now: datetime | None = None,
     mapping: PathMapping | None = None,
+    observed_from: datetime | None = None,
+    log_warnings: bool = True,
 ) -> TierPlan:
     """Plan a tier for every object and cost the plan against the alternatives.
 
@@ -245,6 +247,11 @@ def plan_tiers(
         now: the time the plan is made for (default: the current time).
         mapping: maps logged paths that are not object paths (source files,
             partitions) to object paths or directories.
+        observed_from: when the access history starts, if earlier than the
+            first of ``events`` (give it when ``events`` are the part of a
+            longer history that concerns these objects).
+        log_warnings: log the plan's warnings; they are in
+            :attr:`TierPlan.warnings` either way.
 
     Returns:
         The frozen plan, assignments sorted by path.
@@ -257,7 +264,11 @@ def plan_tiers(
     moment = as_utc(now) if now is not None else datetime.now(UTC)
     items = sorted(objects, key=lambda o: normalize_path(o.path))
     attribution = attribute_events(events, items, mapping=mapping)
-    warnings = _coverage_warnings(policy, attribution.first_event, moment, len(items))
+    first_event = attribution.first_event
+    if observed_from is not None:
+        start = as_utc(observed_from)
+        first_event = start if first_event is None else min(first_event, start)
+    warnings = _coverage_warnings(policy, first_event, moment, len(items))
     if attribution.unmatched:
         warnings.append(
             f"{attribution.unmatched} logged reads matched no object "
@@ -266,7 +277,7 @@ def plan_tiers(
         )
 
     context = _Context.build(provider, policy, prices, region, warnings)
-    observer = _Observer(policy, moment, attribution.first_event)
+    observer = _Observer(policy, moment, first_event)
     assignments: list[TierAssignment] = []
     placements: list[_Placement] = []
     for info in items:
@@ -282,7 +293,7 @@ def plan_tiers(
         assignments.append(placement.assignment)
 
     costs = context.compare(placements) if context is not None else None
-    for message in warnings:
+    for message in warnings if log_warnings else ():
         log.warning("tier plan: %s", message)
     return TierPlan(
         provider=provider if context is not None else None,
@@ -291,7 +302,7 @@ def plan_tiers(
         generated_at=moment,
         assignments=tuple(assignments),
         costs=costs,
-        observed_from=attribution.first_event,
+        observed_from=first_event,
         observed_to=attribution.last_event,
         events_matched=attribution.matched,
         events_unmatched=attribution.unmatched,

@@ -256,12 +256,17 @@ def packaged_price_file() -> str:
     return str(resources.files("datamove") / "data" / "prices.yaml")
 
 
-def load_prices(user_file: str | os.PathLike[str] | None = None) -> PriceTable:
+def load_prices(
+    user_file: str | os.PathLike[str] | None = None,
+    *more_files: str | os.PathLike[str] | None,
+) -> PriceTable:
     """Load the packaged price table, with ``user_file`` laid over it.
 
     Args:
         user_file: a YAML file in the same layout holding only what differs;
             see ``docs/tiering.md``.
+        more_files: further such files, each laid over the ones before
+            (None entries are passed over).
 
     Returns:
         The validated table.
@@ -273,8 +278,10 @@ def load_prices(user_file: str | os.PathLike[str] | None = None) -> PriceTable:
     base_name = packaged_price_file()
     document = _read(base_name)
     files = [base_name]
-    if user_file is not None:
-        name = os.fspath(user_file)
+    for one in (user_file, *more_files):
+        if one is None:
+            continue
+        name = os.fspath(one)
         document = merge(document, _read(name))
         files.append(name)
     return _validate(document, tuple(files))
