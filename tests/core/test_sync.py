@@ -230,3 +230,25 @@ def test_empty_and_header_only_files(tmp_path: Path) -> None:
 def test_destination_inside_source_is_refused(source: Path) -> None:
     with pytest.raises(datamove.UsageError, match="overlap"):
         datamove.sync(str(source), str(source / "out"))
+
+
+def test_transient_write_failures_are_retried_and_reported(
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datamove.stores.local import LocalAdapter
+
+    original = LocalAdapter.open_write
+    failures = iter([ConnectionResetError("reset by peer"), TimeoutError("slow")])
+
+    def flaky(self: LocalAdapter, fs: object, path: str, options: object) -> object:
+        error = next(failures, None) if path.endswith(".parquet") else None
+        if error is not None:
+            raise error
+        return original(self, fs, path, options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LocalAdapter, "open_write", flaky)
+    monkeypatch.setattr("datamove.retry.time.sleep", lambda seconds: None)
+    report = datamove.sync(str(source), str(tmp_path / "dst"), workers=1)
+    assert report.status == "ok"
+    assert report.retries == 2
+    assert read_rows(tmp_path / "dst").num_rows == 60_050

@@ -215,3 +215,27 @@ def test_killed_run_resumes_from_a_fresh_process(
     listed = {s["path"] for u in manifest["units"] for s in u["shards"]}
     present = {p[len(destination.root) + 1 :] for p in destination.shards()}
     assert present == listed, "duplicate or orphaned shards"
+
+
+@pytest.mark.parametrize("store", ["s3", "gcs", "azure"])
+def test_object_store_as_the_source(
+    request: pytest.FixtureRequest, store: str, source: Path, tmp_path: Path
+) -> None:
+    fixture = {"s3": "s3_bucket", "gcs": "gcs_bucket", "azure": "azure_container"}
+    bucket: Bucket = request.getfixturevalue(fixture[store])
+    for path in sorted(source.iterdir()):
+        bucket.fs.put_file(str(path), f"{bucket.name}/raw/{path.name}")
+    url = f"{bucket.server.protocol}://{bucket.name}/raw"
+    options = dict(bucket.server.storage_options)
+    report = datamove.sync(
+        url, str(tmp_path / "back"), source_options=options, workers=1
+    )
+    assert report.rows_written == 23_000
+    again = datamove.sync(
+        url, str(tmp_path / "back"), source_options=options, workers=1
+    )
+    assert again.status == "noop"
+    table = (
+        ds.dataset(str(tmp_path / "back"), format="parquet").to_table().sort_by("id")
+    )
+    assert table.column("id").to_pylist() == _expected_ids()
