@@ -33,12 +33,14 @@ if not str(getattr(airflow, "__version__", "")).startswith("3."):
 from datamove.airflow.connections import storage_options_from_connection
 from datamove.airflow.operators import (
     DataMoveSyncOperator,
+    DataMoveTierApplyOperator,
     DataMoveVerifyOperator,
     storage_options_for,
 )
 
 __all__ = [
     "DataMoveSyncOperator",
+    "DataMoveTierApplyOperator",
     "DataMoveVerifyOperator",
     "storage_options_for",
     "storage_options_from_connection",

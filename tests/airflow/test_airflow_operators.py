@@ -23,6 +23,7 @@ from airflow.sdk.exceptions import (
 import datamove
 from datamove.airflow import (
     DataMoveSyncOperator,
+    DataMoveTierApplyOperator,
     DataMoveVerifyOperator,
     storage_options_for,
 )
@@ -236,6 +237,21 @@ def test_verify_fails_the_task_and_pushes_the_problems(tmp_path: Path) -> None:
     with pytest.raises(AirflowFailException, match=shard.name):
         verify.execute({"ti": ti})
     assert ti.pushed["report"]["status"] == "failed"
+
+
+def test_tier_apply_operator_records_tiers_and_fails_on_bad_input(
+    tmp_path: Path,
+) -> None:
+    src = _csv(tmp_path / "src", "a.csv", "id,v\n1,2\n2,3\n")
+    datamove.sync(str(src), str(tmp_path / "dst"), workers=1)
+    apply = DataMoveTierApplyOperator(task_id="tiers", dest=str(tmp_path / "dst"))
+    result = apply.execute({"ti": FakeTaskInstance()})
+    assert result["shards"] == 1 and result["recorded_only"] == 1
+    again = apply.execute({"ti": FakeTaskInstance()})
+    assert again["changed"] == 0
+    nowhere = DataMoveTierApplyOperator(task_id="t", dest=str(tmp_path / "none"))
+    with pytest.raises(AirflowFailException, match="not retried"):
+        nowhere.execute({"ti": FakeTaskInstance()})
 
 
 def test_progress_is_logged_at_intervals_and_once_at_the_end() -> None:
