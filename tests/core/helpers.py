@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -35,3 +40,28 @@ def read_rows(dest: Path | str) -> pa.Table:
 
 def parquet_files(dest: Path) -> list[Path]:
     return sorted(p for p in dest.rglob("*.parquet") if "_datamove" not in p.parts)
+
+
+def kill_when(
+    command: list[str], ready: Callable[[], bool], timeout: float = 120
+) -> bool:
+    """Run ``command``; SIGKILL its whole process group once ``ready()`` is true.
+
+    Returns whether the kill happened before the command finished by itself.
+    """
+    process = subprocess.Popen(command, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if ready():
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                return True
+            if process.poll() is not None:
+                return False
+            time.sleep(0.005)
+        raise AssertionError("the command neither finished nor reached the kill point")
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import datamove
-from tests.core.helpers import parquet_files, read_rows, write_csv
+from tests.core.helpers import kill_when, parquet_files, read_rows, write_csv
 
 ARGS = ["--shard-size", "128KiB", "--no-progress", "-q"]
 
@@ -21,29 +19,6 @@ ARGS = ["--shard-size", "128KiB", "--no-progress", "-q"]
 def _command(src: Path, dst: Path, workers: int) -> list[str]:
     cli = [sys.executable, "-m", "datamove.cli", "sync", str(src), str(dst)]
     return [*cli, *ARGS, "--workers", str(workers)]
-
-
-def _kill_when(command: list[str], ready: object, timeout: float = 60) -> bool:
-    """Run ``command``; SIGKILL its whole process group once ``ready()`` is true.
-
-    Returns whether the kill happened before the command finished by itself.
-    """
-    process = subprocess.Popen(command, start_new_session=True)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if ready():  # type: ignore[operator]
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                return True
-            if process.poll() is not None:
-                return False
-            time.sleep(0.005)
-        raise AssertionError("the sync neither finished nor reached the kill point")
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def _receipts(dst: Path) -> int:
@@ -83,12 +58,12 @@ def test_kill_during_units_then_resume(
     total = len(parquet_files(reference))
     if after_receipts == 0:
         # Killed as soon as the first shard bytes appear, before any receipt.
-        killed = _kill_when(
+        killed = kill_when(
             _command(src, dst, 1),
             lambda: any(dst.rglob("*.parquet")) or any(dst.rglob("*.dm-partial")),
         )
     else:
-        killed = _kill_when(
+        killed = kill_when(
             _command(src, dst, 1), lambda: _receipts(dst) >= after_receipts
         )
     assert killed
@@ -113,7 +88,7 @@ def test_kill_an_embedded_cluster_mid_run_then_resume(
 ) -> None:
     src, reference = dataset
     dst = tmp_path / "dst"
-    assert _kill_when(_command(src, dst, 2), lambda: _receipts(dst) >= 3)
+    assert kill_when(_command(src, dst, 2), lambda: _receipts(dst) >= 3)
     subprocess.run(_command(src, dst, 2), check=True)
     _assert_clean_and_equal(dst, reference)
 

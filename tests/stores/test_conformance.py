@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ import pyarrow.dataset as ds
 import pytest
 
 import datamove
-from tests.core.helpers import write_csv
+from tests.core.helpers import kill_when, write_csv
 from tests.stores.conftest import Bucket
 
 pytestmark = pytest.mark.cloud
@@ -151,28 +149,13 @@ def test_incremental_change_and_delete(source: Path, destination: Destination) -
 def _receipt_count(dest: Destination) -> int:
     dest.fs.invalidate_cache()
     try:
-        return len(dest.fs.ls(f"{dest.root}/_datamove/receipts", refresh=True))
+        names = dest.fs.ls(
+            f"{dest.root}/_datamove/receipts", detail=False, refresh=True
+        )
     except FileNotFoundError:
         return 0
-
-
-def _run_until(command: list[str], condition: Callable[[], bool]) -> bool:
-    process = subprocess.Popen(command, start_new_session=True)
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            if condition():
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                return True
-            if process.poll() is not None:
-                return False
-            time.sleep(0.02)
-        raise AssertionError("the sync did not reach the kill point")
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    # Only committed receipts: a local write in progress is a hidden temp file.
+    return sum(1 for name in names if name.endswith(".json"))
 
 
 def test_killed_run_resumes_from_a_fresh_process(
@@ -200,7 +183,7 @@ def test_killed_run_resumes_from_a_fresh_process(
     ]
     # Killed with a few units receipted and the rest not: a second process
     # that shares nothing but the destination finishes the job.
-    assert _run_until(command, lambda: _receipt_count(destination) >= 3)
+    assert kill_when(command, lambda: _receipt_count(destination) >= 3)
     destination.fs.invalidate_cache()
     assert not destination.fs.exists(f"{destination.root}/_datamove/manifest.json")
     finished = subprocess.run([*command, "--json"], capture_output=True, text=True)
