@@ -109,6 +109,9 @@ class _OpenShard:
             compression=options.compression,
             compression_level=options.compression_level,
             write_statistics=True,
+            # Readers that check page CRCs (verify --deep, unpack) catch damage
+            # inside a shard at the page it is in.
+            write_page_checksum=True,
             store_schema=True,
         )
         self.rows = 0
