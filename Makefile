@@ -25,6 +25,7 @@ test: $(STAMP) lint
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
+	command -v rclone >/dev/null || (apt-get update -qq && apt-get install -y -qq rclone)
 	$(PY) benchmarks/run.py
 
 clean:

@@ -315,9 +315,10 @@ def _make_block(seed: int, start: int, rows: int, quoted_newlines: bool) -> _Blo
     risk_code = np.where(
         marker < _RISK_NA_RATE,
         _RISK_NA,
-        np.where(marker < _RISK_NA_RATE + _RISK_EMPTY_RATE, _RISK_EMPTY, 0),
+        np.where(
+            marker < _RISK_NA_RATE + _RISK_EMPTY_RATE, _RISK_EMPTY, np.rint(risk * 1000)
+        ),
     )
-    risk_code = np.where(risk_code == 0, np.rint(risk * 1000), risk_code)
 
     note = draws.below(7, len(_NOTES))
     if quoted_newlines:
