@@ -167,9 +167,17 @@ class Lease:
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join()
-        holder = read_lease(self.dest)
-        if holder is not None and holder.run_id == self.record.run_id:
-            self.dest.fs.rm_file(self.dest.path(LEASE))
+        try:
+            holder = read_lease(self.dest)
+            if holder is not None and holder.run_id == self.record.run_id:
+                self.dest.fs.rm_file(self.dest.path(LEASE))
+        except Exception as error:
+            # The run's own outcome matters more; an unreleased lease expires.
+            log.warning(
+                "%s: could not release the lease (%s); it expires by itself",
+                self.dest.url,
+                type(error).__name__,
+            )
 
     def __enter__(self) -> Lease:
         self.acquire()

@@ -348,7 +348,7 @@ def sync(
                 **written,
                 **base,
             )
-            write_json(dst, f"{RUNS}/{planned.run_id}.json", report.to_dict())
+            _record_run(dst, planned.run_id, report)
             error = SyncFailedError(
                 f"{len(failures)} of {len(planned.to_write)} units failed; first: "
                 f"{failures[0].error}. Finished units are kept: fix the cause and "
@@ -384,6 +384,20 @@ def sync(
             report.duration_s,
         )
         return report
+
+
+def _record_run(dst: Location, run_id: str, report: SyncReport) -> None:
+    """Keep a failed run's report at the destination, if the store lets us.
+
+    The failure may be the store itself (a bucket deleted mid-run): the
+    report still reaches the caller, so a failed write is only logged.
+    """
+    try:
+        write_json(dst, f"{RUNS}/{run_id}.json", report.to_dict())
+    except Exception as error:
+        log.warning(
+            "%s: could not record the failed run (%s)", dst.url, type(error).__name__
+        )
 
 
 def _check_writable(dst: Location, run_id: str) -> None:

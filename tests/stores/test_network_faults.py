@@ -75,3 +75,44 @@ def test_store_errors_fail_clearly_before_data_moves(
         else datamove.PermanentStorageError,
     )
     del expected
+
+
+def test_bucket_deleted_mid_run_fails_clearly(
+    s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    import threading
+    import time
+
+    for index in range(30):
+        write_csv(tmp_path / "src" / f"f{index:02d}.csv", 500, seed=index)
+    options = dict(s3_bucket.server.storage_options)
+    receipts = f"{s3_bucket.name}/lake/_datamove/receipts"
+    admin = s3_bucket.server.filesystem()
+
+    def delete_bucket_after_two_units() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            admin.invalidate_cache()
+            try:
+                if len(admin.ls(receipts)) >= 2:
+                    break
+            except FileNotFoundError:
+                pass
+            time.sleep(0.02)
+        # Writes keep arriving while it is emptied: try until it is gone.
+        while time.monotonic() < deadline:
+            try:
+                admin.rm(s3_bucket.name, recursive=True)
+                return
+            except OSError:
+                admin.invalidate_cache()
+
+    deleter = threading.Thread(target=delete_bucket_after_two_units)
+    deleter.start()
+    with pytest.raises(datamove.SyncFailedError) as caught:
+        datamove.sync(str(tmp_path / "src"), f"s3://{s3_bucket.name}/lake",
+                      dest_options=options, workers=1, retries=2)  # fmt: skip
+    deleter.join()
+    message = str(caught.value)
+    assert s3_bucket.name in message
+    assert "Traceback" not in message
