@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from datamove.bandwidth import BandwidthLimit, parse_bwlimit
 from datamove.errors import (
     BadRowsError,
     ChecksumMismatchError,
@@ -23,19 +24,24 @@ from datamove.errors import (
     UsageError,
     VerificationError,
 )
+from datamove.estimate import Estimate, estimate_plan
 from datamove.options import SyncOptions
 from datamove.orchestrator import Progress, inventory, plan, sample, sync, verify
 from datamove.report import SyncReport, VerifyReport
+from datamove.status import Status, destination_status
 
 __all__ = [
     "BadRowsError",
+    "BandwidthLimit",
     "ChecksumMismatchError",
     "DatamoveError",
+    "Estimate",
     "InputError",
     "LeaseHeldError",
     "PermanentStorageError",
     "Progress",
     "SchemaConflictError",
+    "Status",
     "StorageError",
     "SyncFailedError",
     "SyncOptions",
@@ -45,7 +51,10 @@ __all__ = [
     "VerificationError",
     "VerifyReport",
     "__version__",
+    "destination_status",
+    "estimate_plan",
     "inventory",
+    "parse_bwlimit",
     "plan",
     "sample",
     "sync",

@@ -19,10 +19,13 @@ import click
 import fsspec
 
 import datamove
+from datamove.bandwidth import local_timezone, parse_bwlimit
 from datamove.errors import DatamoveError, SyncFailedError
-from datamove.options import MiB
+from datamove.estimate import estimate_plan, measure_corrections, measure_upload_rate
+from datamove.options import MiB, parse_size
 from datamove.orchestrator import Progress
 from datamove.report import SyncReport, VerifyReport
+from datamove.status import destination_status
 from datamove.storage import parse_options
 from datamove.stores import encryption_for
 
@@ -362,6 +365,11 @@ def main() -> None:
 @click.option("--access-log-format", help="Force the access log kind.")
 @click.option("--workers", type=int, help="Worker processes (default: one per core).")
 @click.option(
+    "--bwlimit",
+    metavar="RATE|TIMETABLE",
+    help='Upload cap for the whole job: 50MiB, off, or "08:00,20MiB 20:00,off".',
+)
+@click.option(
     "--wait-lease",
     type=float,
     default=0,
@@ -407,6 +415,7 @@ def sync(source: str, dest: str, **kwargs: Any) -> None:
                     tier_prices=kwargs["tier_prices"],
                     tier_region=kwargs["tier_region"],
                     access_log_format=kwargs["access_log_format"],
+                    bwlimit=kwargs["bwlimit"],
                     **values,
                 )
         except SyncFailedError as error:
@@ -422,22 +431,61 @@ def sync(source: str, dest: str, **kwargs: Any) -> None:
 @click.argument("dest")
 @_sync_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@click.option(
+    "--bandwidth", metavar="RATE", help="Uplink per second, for the duration."
+)
+@click.option(
+    "--measure-bandwidth",
+    is_flag=True,
+    help="Time an 8 MiB upload to DEST (written and deleted) for the duration.",
+)
+@click.option("--bwlimit", metavar="RATE|TIMETABLE", help="The sync's --bwlimit.")
+@click.option("--storage-class", help="Class the bill prices shards in.")
+@click.option("--region", help="Price table region (default: the table's).")
+@click.option("--prices", metavar="YAML", help="Your own price table.")
 @_common
 def plan(source: str, dest: str, **kwargs: Any) -> None:
-    """Print what a sync from SOURCE to DEST would do; write nothing."""
+    """Print what a sync from SOURCE to DEST would do, and cost; write nothing."""
     _setup_logging(kwargs["verbose"], kwargs["quiet"], kwargs["log_format"])
     with _errors():
+        source_options = parse_options(kwargs["source_options"], "--source-options")
+        dest_options = parse_options(kwargs["dest_options"], "--dest-options")
+        values = _option_values(kwargs, dest)
         result = datamove.plan(
             source,
             dest,
-            source_options=parse_options(kwargs["source_options"], "--source-options"),
-            dest_options=parse_options(kwargs["dest_options"], "--dest-options"),
-            **_option_values(kwargs, dest),
+            source_options=source_options,
+            dest_options=dest_options,
+            **values,
+        )
+        bandwidth, how = None, None
+        if kwargs["bandwidth"]:
+            bandwidth, how = (
+                float(parse_size(kwargs["bandwidth"], "--bandwidth")),
+                "given",
+            )
+        elif kwargs["measure_bandwidth"]:
+            bandwidth, how = measure_upload_rate(dest, dest_options), "measured"
+        estimate = estimate_plan(
+            result,
+            part_size=parse_size(values["part_size"], "--part-size"),
+            bandwidth=bandwidth,
+            bandwidth_source=how,
+            bwlimit=parse_bwlimit(kwargs["bwlimit"], timezone=local_timezone())
+            if kwargs["bwlimit"]
+            else None,
+            storage_class=kwargs["storage_class"],
+            region=kwargs["region"],
+            price_file=kwargs["prices"],
+            corrections=measure_corrections(result, source_options),
         )
         if kwargs["as_json"]:
-            click.echo(json.dumps(result.summary(), indent=2))
+            data = {**result.summary(), "estimate": estimate.to_dict()}
+            click.echo(json.dumps(data, indent=2))
         else:
             _print_plan(result.summary())
+            for line in estimate.lines():
+                click.echo(f"  {line}")
 
 
 @main.command()
@@ -545,6 +593,41 @@ def verify(dest: str, **kwargs: Any) -> None:
             )
         if not report.ok:
             sys.exit(1)
+
+
+@main.command()
+@click.argument("dest")
+@click.option("--source", help="The sync's source: also show what a re-run would do.")
+@click.option("--source-options", help="fsspec storage options of the source (JSON).")
+@click.option("--dest-options", help="fsspec storage options (JSON).")
+@click.option("--include", multiple=True, help="The sync's --include, for the re-run.")
+@click.option("--exclude", multiple=True, help="The sync's --exclude, for the re-run.")
+@click.option("--no-verify", is_flag=True, help="Skip checking the shards.")
+@click.option("--json", "as_json", is_flag=True)
+@_common
+def status(dest: str, **kwargs: Any) -> None:
+    """Show what DEST holds and what runs are unfinished there.
+
+    Exits 0 when DEST is complete and verified (and, with --source, up to
+    date), 1 when it is not, 2 when it holds no datamove state.
+    """
+    _setup_logging(kwargs["verbose"], kwargs["quiet"], kwargs["log_format"])
+    with _errors():
+        result = destination_status(
+            dest,
+            parse_options(kwargs["dest_options"], "--dest-options"),
+            source=kwargs["source"],
+            source_options=parse_options(kwargs["source_options"], "--source-options"),
+            include=kwargs["include"],
+            exclude=kwargs["exclude"],
+            verify=not kwargs["no_verify"],
+        )
+        if kwargs["as_json"]:
+            click.echo(json.dumps(result.to_dict(), indent=2))
+        else:
+            for line in result.lines():
+                click.echo(line)
+        sys.exit(result.exit_code)
 
 
 def _tier_options(function: F) -> F:

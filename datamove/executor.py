@@ -46,11 +46,17 @@ class Executor(Protocol):
     @property
     def description(self) -> str: ...
 
+    @property
+    def slots(self) -> int:
+        """How many units can run at once (each gets a share of --bwlimit)."""
+        ...
+
 
 class SerialExecutor:
     """Runs units one after another in this process."""
 
     description = "in-process"
+    slots = 1
 
     def run(
         self,
@@ -223,6 +229,12 @@ class DaskExecutor:
                 )
             future.release()
             yield outcome
+
+    @property
+    def slots(self) -> int:
+        """Units that can run at once: the cluster's worker threads."""
+        threads: dict[str, int] = self.client.nthreads()
+        return max(1, sum(threads.values()))
 
     def worker_addresses(self) -> list[str]:
         info = self.client.scheduler_info()

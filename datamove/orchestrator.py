@@ -17,6 +17,7 @@ the leftovers of 5 and deletes them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import threading
@@ -37,7 +38,16 @@ from datamove.anonymize import (
     load_policy,
     scan_table,
 )
-from datamove.errors import SyncFailedError
+from datamove.bandwidth import (
+    NO_LIMIT,
+    BandwidthLimit,
+    local_timezone,
+    parse_bwlimit,
+    transfer_summary,
+    worker_share,
+)
+from datamove.errors import DatamoveError, SyncFailedError
+from datamove.estimate import Estimate, compare, estimate_plan
 from datamove.executor import make_executor
 from datamove.formats import Piece, head_rows
 from datamove.inventory import STATE_DIR
@@ -222,6 +232,7 @@ def sync(
     tier_prices: str | None = None,
     tier_region: str | None = None,
     access_log_format: str | None = None,
+    bwlimit: str | BandwidthLimit | None = None,
     **option_values: Any,
 ) -> SyncReport:
     """Shard ``source`` into verified Parquet at ``dest``, resuming any earlier run.
@@ -260,6 +271,11 @@ def sync(
             next run to resume from.
     """
     started = time.monotonic()
+    limit = (
+        parse_bwlimit(bwlimit, timezone=local_timezone())
+        if isinstance(bwlimit, str)
+        else bwlimit or NO_LIMIT
+    )
     resolved = build_options(options, **option_values)
     src = Location.parse(source, source_options)
     dst = Location.parse(dest, dest_options)
@@ -316,7 +332,8 @@ def sync(
             f"{JOURNAL}/{planned.run_id}.json",
             {"run_id": planned.run_id, "units": [u.unit_id for u in planned.to_write]},
         )
-        outcomes, description = _execute(
+        estimate = _estimate(planned, resolved, limit)
+        outcomes, description, transfer = _execute(
             planned,
             src,
             dst,
@@ -327,12 +344,15 @@ def sync(
             progress,
             anonymizer,
             tiering,
+            limit,
         )
         receipts = [o.receipt for o in outcomes if o.receipt is not None]
         base["workers"] = tuple(sorted({o.worker for o in outcomes}))
         failures = [o for o in outcomes if o.receipt is None]
         if anonymizer is not None:
             base["extra"] = _anonymization_report(anonymizer, outcomes)
+        if transfer is not None:
+            base.setdefault("extra", {})["transfer"] = transfer
         written = _totals(receipts)
         if failures:
             report = SyncReport(
@@ -348,13 +368,14 @@ def sync(
                 **written,
                 **base,
             )
-            _record_run(dst, planned.run_id, report)
             error = SyncFailedError(
                 f"{len(failures)} of {len(planned.to_write)} units failed; first: "
                 f"{failures[0].error}. Finished units are kept: fix the cause and "
                 "re-run to resume",
                 failed=[f.piece for f in failures],
             )
+            report = _with_estimate(report, estimate)
+            _record_run(dst, planned.run_id, report)
             error.report = report  # type: ignore[attr-defined]
             if all(f.exit_code == 2 for f in failures):
                 error.exit_code = 2
@@ -373,6 +394,7 @@ def sync(
             **written,
             **base,
         )
+        report = _with_estimate(report, estimate)
         write_json(dst, f"{RUNS}/{planned.run_id}.json", report.to_dict())
         log.info(
             "%s: wrote %d rows in %d shards, kept %d, deleted %d (%.1fs)",
@@ -398,6 +420,25 @@ def _record_run(dst: Location, run_id: str, report: SyncReport) -> None:
         log.warning(
             "%s: could not record the failed run (%s)", dst.url, type(error).__name__
         )
+
+
+def _estimate(
+    planned: Plan, options: SyncOptions, limit: BandwidthLimit
+) -> Estimate | None:
+    """The plan's estimate for the report; never fails the sync."""
+    try:
+        return estimate_plan(planned, part_size=options.part_size, bwlimit=limit)
+    except DatamoveError as error:
+        log.warning("%s: no estimate (%s)", planned.dest, error)
+        return None
+
+
+def _with_estimate(report: SyncReport, estimate: Estimate | None) -> SyncReport:
+    """``report`` with the estimate set beside what happened."""
+    if estimate is None:
+        return report
+    extra = {**report.extra, "estimate": compare(estimate, report.to_dict())}
+    return dataclasses.replace(report, extra=extra)
 
 
 def _check_writable(dst: Location, run_id: str) -> None:
@@ -449,7 +490,8 @@ def _execute(
     progress: ProgressCallback | None,
     anonymizer: Anonymizer | None,
     tiering: SyncTiering | None = None,
-) -> tuple[list[UnitOutcome], str]:
+    limit: BandwidthLimit = NO_LIMIT,
+) -> tuple[list[UnitOutcome], str, dict[str, Any] | None]:
     job = ShardJob(
         source=src,
         dest=dst,
@@ -461,8 +503,13 @@ def _execute(
     )
     outcomes: list[UnitOutcome] = []
     if not planned.to_write:
-        return outcomes, "none"
+        return outcomes, "none", None
     executor = make_executor(len(planned.to_write), client, scheduler, workers)
+    # Each slot that can run a unit at once gets its share of --bwlimit.
+    slots = min(executor.slots, len(planned.to_write))
+    if not limit.unlimited:
+        job = dataclasses.replace(job, bwlimit=worker_share(limit, slots))
+    began, began_at = time.monotonic(), limit.now()
     tracker = _ProgressTracker(planned, progress)
     try:
         for outcome in executor.run(
@@ -472,7 +519,18 @@ def _execute(
             tracker.finished(outcome)
     finally:
         executor.close()
-    return outcomes, executor.description
+    if limit.unlimited:
+        return outcomes, executor.description, None
+    sent = sum(s.size for o in outcomes if o.receipt for s in o.receipt.shards)
+    summary = transfer_summary(
+        limit,
+        sent,
+        time.monotonic() - began,
+        slots,
+        windows=[o.sending for o in outcomes if o.sending],
+        started=began_at,
+    )
+    return outcomes, executor.description, summary.to_dict()
 
 
 class _ProgressTracker:

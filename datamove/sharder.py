@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from datamove.bandwidth import BandwidthLimit, Throttle, ThrottledWriter, throttle_for
 from datamove.checksum import HashingWriter
 from datamove.errors import (
     ChecksumMismatchError,
@@ -62,6 +63,7 @@ class ShardJob:
     transform: Any = None
     storage_class: str | None = None
     tiering: Any = None
+    bwlimit: BandwidthLimit | None = None
 
     def class_for(self, unit: Unit, partition: str, relative: str) -> str | None:
         """The storage class a shard is written in: its tier's, or the default."""
@@ -86,6 +88,7 @@ class UnitOutcome:
     error_type: str | None = None
     exit_code: int = 1
     kanon: bytes | None = None
+    sending: tuple[float, float] | None = None
     worker: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
 
     @property
@@ -95,13 +98,20 @@ class UnitOutcome:
 
 class _OpenShard:
     def __init__(
-        self, job: ShardJob, relative: str, schema: pa.Schema, writer: AtomicWriter
+        self,
+        job: ShardJob,
+        relative: str,
+        schema: pa.Schema,
+        writer: AtomicWriter,
+        throttle: Throttle | None = None,
     ) -> None:
         self.relative = relative
         self.writer = writer
         self.storage_class: str | None = None
         adapter = job.dest.adapter
-        self.hashing = HashingWriter(writer, md5=adapter.needs_md5)
+        # Throttled below the checksum: the CRC32C sees exactly the bytes sent.
+        sink = writer if throttle is None else ThrottledWriter(writer, throttle)
+        self.hashing = HashingWriter(sink, md5=adapter.needs_md5)
         options = job.options
         self.parquet = pq.ParquetWriter(
             self.hashing,
@@ -133,6 +143,7 @@ class _PartitionWriter:
         self.partition = partition
         self.schema = schema
         self.target = job.options.shard_size
+        self.throttle: Throttle | None = None
         self.buffer: list[pa.RecordBatch] = []
         self.buffered_bytes = 0
         self.ratio = 0.3
@@ -202,7 +213,7 @@ class _PartitionWriter:
             encryption=self.job.options.encryption,
         )
         writer = dest.adapter.open_write(dest.fs, dest.path(relative), options)
-        shard = _OpenShard(self.job, relative, self.schema, writer)
+        shard = _OpenShard(self.job, relative, self.schema, writer, self.throttle)
         shard.storage_class = storage_class
         return shard
 
@@ -217,6 +228,8 @@ class _PartitionWriter:
         except BaseException:
             shard.abort()
             raise
+        if self.throttle is not None:
+            self.throttle.window.mark()  # the last part went up on commit
         reported = getattr(shard.writer, "reported_crc32c", None)
         receipt = ShardReceipt(
             path=shard.relative,
@@ -315,6 +328,7 @@ class UnitWriter:
         self.done: list[ShardReceipt] = []
         # A partition closed to make room continues its shard numbers on reopen.
         self.next_index: dict[str, int] = {}
+        self.throttle = _throttle(job)
 
     def add(self, batch: pa.RecordBatch, fraction: float) -> None:
         if not self.partition_by:
@@ -332,6 +346,7 @@ class UnitWriter:
                 self.done.extend(closed.finish())
                 self.next_index[oldest] = closed.index
             writer = _PartitionWriter(self.job, self.unit, key, self.data_schema)
+            writer.throttle = self.throttle
             writer.index = self.next_index.get(key, 0)
             self.writers[key] = writer
         else:
@@ -489,6 +504,13 @@ def _quarantine(job: ShardJob, unit: Unit, bad_rows: BadRows) -> None:
     )
 
 
+def _throttle(job: ShardJob) -> Throttle | None:
+    """This worker thread's throttle for the job's share of ``--bwlimit``."""
+    if job.bwlimit is None or job.bwlimit.unlimited:
+        return None
+    return throttle_for(job.bwlimit, job.run_id)
+
+
 def execute_unit(
     unit: Unit, job: ShardJob, on_progress: UnitProgress | None = None
 ) -> UnitOutcome:
@@ -528,6 +550,11 @@ def execute_unit(
             error=str(wrapped),
             error_type="StorageError",
         )
+    throttle = _throttle(job)
     return UnitOutcome(
-        unit.unit_id, unit.piece.describe(), receipt=receipt, kanon=kanon
+        unit.unit_id,
+        unit.piece.describe(),
+        receipt=receipt,
+        kanon=kanon,
+        sending=throttle.window.span() if throttle is not None else None,
     )
