@@ -21,7 +21,7 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	bash scripts/install-test-servers.sh
 	bash scripts/install-airflow.sh $(VENV)
-	DATAMOVE_REQUIRE_AIRFLOW=1 $(PY) -m pytest -q -ra
+	DATAMOVE_REQUIRE_AIRFLOW=1 $(PY) -m pytest -q -ra --durations=20
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'

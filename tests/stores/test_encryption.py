@@ -60,3 +60,34 @@ def test_flags_that_do_not_fit_the_store_are_refused() -> None:
     assert encryption_for("gs", gcs_kms_key="projects/p/keys/k") == (
         ("kms_key_name", "projects/p/keys/k"),
     )
+
+
+@pytest.mark.parametrize(
+    ("fixture", "encryption"),
+    [
+        ("azure_container", (("encryption_scope", "scope1"),)),
+        (
+            "gcs_bucket",
+            (("kms_key_name", "projects/p/locations/l/keyRings/r/cryptoKeys/k"),),
+        ),
+    ],
+)
+def test_emulators_accept_but_drop_encryption_and_verify_says_so(
+    request: pytest.FixtureRequest,
+    fixture: str,
+    encryption: tuple[tuple[str, str], ...],
+    tmp_path: Path,
+) -> None:
+    # Azurite and gcp-storage-emulator accept the encryption arguments but
+    # neither keeps nor reports them (real Azure and GCS do): the upload
+    # succeeds, and verify names every object as lacking the encryption.
+    bucket: Bucket = request.getfixturevalue(fixture)
+    write_csv(tmp_path / "src" / "a.csv", 100)
+    url = f"{bucket.server.protocol}://{bucket.name}/lake"
+    options = dict(bucket.server.storage_options)
+    report = datamove.sync(str(tmp_path / "src"), url, dest_options=options,
+                           workers=1, encryption=encryption)  # fmt: skip
+    assert report.status == "ok"
+    checked = datamove.verify(url, dest_options=options)
+    assert not checked.ok
+    assert all(encryption[0][0] in problem for problem in checked.problems)
