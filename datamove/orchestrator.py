@@ -469,7 +469,12 @@ def _since(started: float) -> float:
 
 
 def _totals(receipts: Sequence[UnitReceipt]) -> dict[str, Any]:
+    causes: dict[str, int] = {}
+    for receipt in receipts:
+        for cause, count in receipt.retry_causes.items():
+            causes[cause] = causes.get(cause, 0) + count
     return {
+        "retry_causes": causes,
         "rows_written": sum(r.rows for r in receipts),
         "shards_written": sum(len(r.shards) for r in receipts),
         "bytes_read": sum(r.bytes_read for r in receipts),

@@ -27,6 +27,7 @@ class SyncReport:
     bytes_written: int = 0
     bad_rows: int = 0
     retries: int = 0
+    retry_causes: dict[str, int] = field(default_factory=dict)
     duration_s: float = 0.0
     executor: str = ""
     workers: tuple[str, ...] = ()

@@ -251,4 +251,5 @@ def test_transient_write_failures_are_retried_and_reported(
     report = datamove.sync(str(source), str(tmp_path / "dst"), workers=1)
     assert report.status == "ok"
     assert report.retries == 2
+    assert sum(report.retry_causes.values()) == 2, report.retry_causes
     assert read_rows(tmp_path / "dst").num_rows == 60_050
