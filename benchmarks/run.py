@@ -302,6 +302,27 @@ def _datamove_command(ctx: RunContext, dest: str, extra: list[str]) -> list[str]
     return command
 
 
+# Issue 5's benchmark policy: two columns hashed, one masked, the rest kept.
+ANON_POLICY = """\
+default: keep
+columns:
+  customer_email: {action: hash, length: 24}
+  account_id: {action: hash, length: 16}
+  card_number: {action: mask, keep_last: 4}
+"""
+ANON_KEY = "benchmark-key-0123456789-abcdefghijklmnopqrstuv"
+
+
+def _anonymize_options(ctx: RunContext) -> list[str]:
+    """Write the benchmark policy and key beside the run; return the flags."""
+    policy = ctx.work / "policy.yaml"
+    key = ctx.work / "anon.key"
+    ctx.work.mkdir(parents=True, exist_ok=True)
+    policy.write_text(ANON_POLICY)
+    key.write_text(ANON_KEY)
+    return ["--anonymize", str(policy), "--anon-key", str(key)]
+
+
 def _s3_options(ctx: RunContext) -> list[str]:
     options = {"key": S3_KEY, "secret": S3_SECRET, "endpoint_url": ctx.s3_endpoint}
     return ["--dest-options", json.dumps(options)]
@@ -374,6 +395,14 @@ PEERS: tuple[Peer, ...] = (
         lambda ctx: _datamove_command(ctx, str(ctx.work / "out"), []),
         _datamove_available,
         clean_before=False,
+    ),
+    Peer(
+        "datamove-anon",
+        "convert",
+        lambda ctx: _datamove_command(
+            ctx, str(ctx.work / "out"), _anonymize_options(ctx)
+        ),
+        _datamove_available,
     ),
     Peer(
         "datamove-s3",

@@ -348,6 +348,16 @@ def main() -> None:
     help="Anonymization policy (YAML) applied before data leaves.",
 )
 @click.option(
+    "--pseudonym-map",
+    metavar="FOLDER",
+    help="On-prem folder for the token -> raw value map of hashed columns.",
+)
+@click.option(
+    "--force-pseudonym-map",
+    is_flag=True,
+    help="Allow a --pseudonym-map location that is not on-prem.",
+)
+@click.option(
     "--anon-key",
     metavar="SOURCE",
     help="Key: env:NAME, a file or a URL (default: $DATAMOVE_ANON_KEY).",
@@ -409,6 +419,8 @@ def sync(source: str, dest: str, **kwargs: Any) -> None:
                     progress=display.update,
                     anonymize=kwargs["anonymize"],
                     anon_key=kwargs["anon_key"],
+                    pseudonym_map=kwargs["pseudonym_map"],
+                    force_pseudonym_map=kwargs["force_pseudonym_map"],
                     lease_wait=kwargs["wait_lease"],
                     tier_policy=kwargs["tier_policy"],
                     access_logs=list(kwargs["access_logs"]),

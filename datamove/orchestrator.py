@@ -33,6 +33,7 @@ from datamove.anonymize import (
     Anonymizer,
     KAnonymityCounter,
     check_key_fingerprint,
+    check_pseudonym_map_url,
     flagged_columns,
     load_key,
     load_policy,
@@ -46,7 +47,7 @@ from datamove.bandwidth import (
     transfer_summary,
     worker_share,
 )
-from datamove.errors import DatamoveError, SyncFailedError
+from datamove.errors import DatamoveError, SyncFailedError, UsageError
 from datamove.estimate import Estimate, compare, estimate_plan
 from datamove.executor import make_executor
 from datamove.formats import Piece, head_rows
@@ -233,6 +234,8 @@ def sync(
     tier_region: str | None = None,
     access_log_format: str | None = None,
     bwlimit: str | BandwidthLimit | None = None,
+    pseudonym_map: str | None = None,
+    force_pseudonym_map: bool = False,
     **option_values: Any,
 ) -> SyncReport:
     """Shard ``source`` into verified Parquet at ``dest``, resuming any earlier run.
@@ -255,6 +258,10 @@ def sync(
             variable ``DATAMOVE_ANON_KEY``, ``env:NAME``, a file or a URL.
         lease_wait: seconds to wait for another run writing to ``dest``
             before giving up (``LeaseHeldError``); 0 refuses at once.
+        pseudonym_map: an on-prem folder where each unit writes the
+            token -> raw value pairs of its hashed columns (re-identification
+            stays on-prem; a cloud URL is refused unless
+            ``force_pseudonym_map``).
         tier_policy, access_logs, tier_prices, tier_region, access_log_format:
             write each shard straight into the storage class its tier gets
             from the access history (see ``docs/tiering.md``).
@@ -293,6 +300,10 @@ def sync(
             log_format=access_log_format,
         )
     anonymizer = _anonymizer(anonymize, anon_key, dst) if anonymize else None
+    if pseudonym_map:
+        if anonymizer is None:
+            raise UsageError("--pseudonym-map needs --anonymize with hashed columns")
+        check_pseudonym_map_url(pseudonym_map, force=force_pseudonym_map)
     extra = {"anonymize": anonymizer.receipt_fields()} if anonymizer else None
     planned = plan_sync(src, dst, resolved, extra_config=extra)
     if anonymizer is not None:
@@ -345,6 +356,7 @@ def sync(
             anonymizer,
             tiering,
             limit,
+            pseudonym_map,
         )
         receipts = [o.receipt for o in outcomes if o.receipt is not None]
         base["workers"] = tuple(sorted({o.worker for o in outcomes}))
@@ -496,6 +508,7 @@ def _execute(
     anonymizer: Anonymizer | None,
     tiering: SyncTiering | None = None,
     limit: BandwidthLimit = NO_LIMIT,
+    pseudonym_map: str | None = None,
 ) -> tuple[list[UnitOutcome], str, dict[str, Any] | None]:
     job = ShardJob(
         source=src,
@@ -504,6 +517,7 @@ def _execute(
         options=options,
         run_id=planned.run_id,
         transform=anonymizer,
+        pseudonym_map=pseudonym_map,
         tiering=tiering,
     )
     outcomes: list[UnitOutcome] = []

@@ -64,6 +64,8 @@ class ShardJob:
     storage_class: str | None = None
     tiering: Any = None
     bwlimit: BandwidthLimit | None = None
+    # An on-prem folder (path or URL) for the pseudonym -> raw value map.
+    pseudonym_map: str | None = None
 
     def class_for(self, unit: Unit, partition: str, relative: str) -> str | None:
         """The storage class a shard is written in: its tier's, or the default."""
@@ -439,6 +441,7 @@ def _write_unit_once(
     writer = UnitWriter(job, unit, out_schema)
     kanon = transform.kanon_counter(out_schema) if transform is not None else None
     rows = 0
+    pairs: list[pa.Table] = []
     try:
         batches = read_piece(
             job.source.fs,
@@ -449,7 +452,12 @@ def _write_unit_once(
             block_size,
         )
         for index, (batch, fraction) in enumerate(batches):
-            if transform is not None:
+            if transform is not None and job.pseudonym_map:
+                batch, found = transform.apply_with_pseudonyms(
+                    batch, stream=f"{unit.unit_id}/{index}"
+                )
+                pairs.append(found)
+            elif transform is not None:
                 batch = transform.apply(batch, stream=f"{unit.unit_id}/{index}")
                 if kanon is not None:
                     kanon.update(batch)
@@ -464,6 +472,8 @@ def _write_unit_once(
         raise
     if bad_rows.rows:
         _quarantine(job, unit, bad_rows)
+    if pairs and job.pseudonym_map:
+        _write_pseudonyms(job.pseudonym_map, unit, pairs)
 
     receipt = UnitReceipt(
         unit_id=unit.unit_id,
@@ -487,6 +497,25 @@ def _write_unit_once(
         time.monotonic() - started,
     )
     return receipt, kanon.to_ipc() if kanon is not None else None
+
+
+def _write_pseudonyms(folder: str, unit: Unit, pairs: list[pa.Table]) -> None:
+    """Write the unit's pseudonym -> raw pairs on-prem, whole or not at all."""
+    from datamove.anonymize import merge_pseudonym_pairs
+
+    location = Location.parse(folder)
+    table = merge_pseudonym_pairs(pairs)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    writer = location.adapter.open_write(
+        location.fs, location.path(f"{unit.unit_id}.parquet"), WriteOptions()
+    )
+    try:
+        writer.write(sink.getvalue().to_pybytes())
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
 
 
 def _quarantine(job: ShardJob, unit: Unit, bad_rows: BadRows) -> None:

@@ -130,3 +130,28 @@ def test_scan_suggests_a_policy_that_sync_accepts(claims: Path, tmp_path: Path) 
         ds.dataset(str(claims), format="csv").to_table().column("email").to_pylist()
     )
     assert not raw & set(emails.column("email").to_pylist())
+
+
+def test_pseudonym_map_stays_on_prem_and_reidentifies(
+    claims: Path, tmp_path: Path
+) -> None:
+    policy = str(tmp_path / "policy.yaml")
+    key = str(tmp_path / "key")
+    mapping = tmp_path / "on-prem-map"
+    with pytest.raises(datamove.UsageError, match="on-prem"):
+        datamove.sync(str(claims), str(tmp_path / "lake"), workers=1,
+                      anonymize=policy, anon_key=key,
+                      pseudonym_map="s3://cloud-bucket/map")  # fmt: skip
+    datamove.sync(str(claims), str(tmp_path / "lake"), workers=1, anonymize=policy,
+                  anon_key=key, pseudonym_map=str(mapping))  # fmt: skip
+    pairs = ds.dataset(str(mapping), format="parquet").to_table().to_pylist()
+    by_token = {(p["column"], p["token"]): p["raw"] for p in pairs}
+    written = ds.dataset(str(tmp_path / "lake")).to_table().sort_by("customer_id")
+    raw = ds.dataset(str(claims), format="csv").to_table().sort_by("customer_id")
+    for token, email in zip(
+        written.column("email").to_pylist(),
+        raw.column("email").to_pylist(),
+        strict=True,
+    ):
+        assert by_token[("email", token)].strip().lower() == email.strip().lower()
+    assert not any(str(mapping) in str(p) for p in (tmp_path / "lake").rglob("*"))
