@@ -459,8 +459,8 @@ def _write_unit_once(
                 pairs.append(found)
             elif transform is not None:
                 batch = transform.apply(batch, stream=f"{unit.unit_id}/{index}")
-                if kanon is not None:
-                    kanon.update(batch)
+            if kanon is not None:
+                kanon.update(batch)
             rows += batch.num_rows
             writer.add(batch, fraction)
             if on_progress is not None:
