@@ -100,6 +100,8 @@ def test_two_syncs_at_once_one_writes_the_other_refuses(tmp_path: Path) -> None:
     command = [
         sys.executable, "-m", "datamove.cli", "sync", str(tmp_path / "src"), str(dest),
         "--workers", "1", "--shard-size", "128KiB", "--no-progress",
+        # Slow enough that the two runs overlap, however quiet the machine.
+        "--bwlimit", "256KiB",
     ]  # fmt: skip
     first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     second = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
