@@ -194,8 +194,8 @@ def test_runs_on_a_real_dask_cluster(
     )
     assert report.status == "ok"
     assert report.executor.startswith("dask cluster")
-    # The workers feed rows of running units, before any unit has finished.
-    assert any(u.units_done == 0 and u.rows > 0 for u in updates), updates[:3]
+    # Besides one update per finished unit, the workers sent partial progress.
+    assert len(updates) > updates[-1].units_total, updates
     assert updates[-1].rows == report.rows_written
     assert updates[-1].units_done == updates[-1].units_total
     assert read_rows(dest).num_rows == 60_050
