@@ -110,8 +110,10 @@ def test_bucket_deleted_mid_run_fails_clearly(
     deleter = threading.Thread(target=delete_bucket_after_two_units)
     deleter.start()
     with pytest.raises(datamove.SyncFailedError) as caught:
+        # The cap keeps the run going while the bucket is emptied and deleted.
         datamove.sync(str(tmp_path / "src"), f"s3://{s3_bucket.name}/lake",
-                      dest_options=options, workers=1, retries=2)  # fmt: skip
+                      dest_options=options, workers=1, retries=2,
+                      bwlimit="64KiB")  # fmt: skip
     deleter.join()
     message = str(caught.value)
     assert s3_bucket.name in message
