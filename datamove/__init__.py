@@ -29,6 +29,7 @@ from datamove.options import SyncOptions
 from datamove.orchestrator import Progress, inventory, plan, sample, sync, verify
 from datamove.report import SyncReport, VerifyReport
 from datamove.status import Status, destination_status
+from datamove.unpack import UnpackReport, unpack
 
 __all__ = [
     "BadRowsError",
@@ -47,6 +48,7 @@ __all__ = [
     "SyncOptions",
     "SyncReport",
     "TransientStorageError",
+    "UnpackReport",
     "UsageError",
     "VerificationError",
     "VerifyReport",
@@ -58,5 +60,6 @@ __all__ = [
     "plan",
     "sample",
     "sync",
+    "unpack",
     "verify",
 ]

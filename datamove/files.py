@@ -27,7 +27,7 @@ import math
 import mimetypes
 import os
 import posixpath
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
+from datamove.bandwidth import Throttle, ThrottledWriter
 from datamove.checksum import HashingWriter, crc32c_of
 from datamove.errors import (
     ChecksumMismatchError,
@@ -280,13 +281,16 @@ def file_batches(
     paths_with_relpaths: Sequence[tuple[str, str]],
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     sizes: Mapping[str, int] | None = None,
+    on_info: Callable[[str, Mapping[str, Any]], None] | None = None,
 ) -> Iterator[tuple[pa.RecordBatch, float]]:
     """Read small files as rows of :data:`FILE_SCHEMA`, in batches.
 
     Each batch holds about ``batch_bytes`` of file bytes (at least one
     file) and should be written as one row group. ``sizes`` (relpath ->
     bytes, from the inventory) lets the fraction done be counted in bytes;
-    without it files are counted. Yields each batch with that fraction.
+    without it files are counted. ``on_info`` is called with each file's
+    relpath and listing entry before it is read (to refuse a file changed
+    since it was planned). Yields each batch with that fraction.
 
     Raises:
         InputError: a file cannot be read, or its size changed while read.
@@ -304,7 +308,7 @@ def file_batches(
         return done_files / total if total else 1.0
 
     for path, relpath in paths_with_relpaths:
-        data, modified = _read_small(fs, path, relpath)
+        data, modified = _read_small(fs, path, relpath, on_info)
         rows["path"].append(relpath)
         rows["data"].append(data)
         rows["size"].append(len(data))
@@ -327,9 +331,16 @@ def _batch(rows: Mapping[str, list[Any]]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=FILE_SCHEMA)
 
 
-def _read_small(fs: AbstractFileSystem, path: str, relpath: str) -> tuple[bytes, int]:
+def _read_small(
+    fs: AbstractFileSystem,
+    path: str,
+    relpath: str,
+    on_info: Callable[[str, Mapping[str, Any]], None] | None = None,
+) -> tuple[bytes, int]:
     try:
         info = fs.info(path)
+        if on_info is not None:
+            on_info(relpath, info)
         data = fs.cat_file(path)
     except FileNotFoundError as error:
         raise InputError(
@@ -363,6 +374,7 @@ def store_large_file(
     part_size: int = 16 * MiB,
     storage_class: str | None = None,
     encryption: tuple[tuple[str, str], ...] = (),
+    throttle: Throttle | None = None,
 ) -> dict[str, Any]:
     """Stream one file to an object of its own under ``dest_location``.
 
@@ -393,7 +405,9 @@ def store_large_file(
         content_type=kind,
     )
     writer = dest.adapter.open_write(dest.fs, dest.path(relative_name), options)
-    hashing = HashingWriter(writer, md5=dest.adapter.needs_md5)
+    # Throttled below the checksum: the CRC32C sees exactly the bytes sent.
+    sink = writer if throttle is None else ThrottledWriter(writer, throttle)
+    hashing = HashingWriter(sink, md5=dest.adapter.needs_md5)
     try:
         with fs_src.open(src_path, "rb", block_size=part_size) as handle:
             while chunk := handle.read(part_size):

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 TEXT_FORMATS = ("csv", "tsv", "jsonl")
 FORMATS = ("csv", "tsv", "jsonl", "parquet", "arrow", "orc")
+# Not a table format: every file becomes one row of bytes (datamove.files).
+FILES = "files"
 _EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -90,10 +92,14 @@ def detect_format(relpath: str, forced: str | None = None) -> FileFormat | None:
     compression = _COMPRESSIONS.get(extension)
     if compression:
         stem, extension = posixpath.splitext(stem)
+    if forced == FILES:
+        return FileFormat(FILES)
     if forced:
         forced_name, _, forced_compression = forced.partition(".")
         if forced_name not in FORMATS:
-            raise UsageError(f"--format: {forced!r} is not one of {', '.join(FORMATS)}")
+            raise UsageError(
+                f"--format: {forced!r} is not one of {', '.join(FORMATS)} or {FILES}"
+            )
         compression = _COMPRESSIONS.get(f".{forced_compression}", compression)
         return FileFormat(forced_name, compression)
     detected = _EXTENSIONS.get(extension)

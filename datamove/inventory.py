@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from datamove.errors import StorageError, UsageError
-from datamove.formats import FileFormat, detect_format
+from datamove.formats import FILES, FileFormat, detect_format
 from datamove.storage import Location
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,9 @@ def take_inventory(
     """List the readable files under ``source``.
 
     Hidden files and folders (names starting with ``.`` or ``_``) and files
-    of no known format are passed over and reported in ``skipped``.
+    of no known format are passed over and reported in ``skipped``. With
+    ``forced_format="files"`` every file is listed, hidden ones included
+    (a restored tree must hold them too), except a ``_datamove`` state folder.
 
     Raises:
         UsageError: the source does not exist.
@@ -121,13 +123,17 @@ def take_inventory(
             raise
         raise StorageError(f"{source.url}: cannot list the source: {error}") from error
 
+    packing = forced_format == FILES
     files: list[SourceFile] = []
     skipped: list[tuple[str, str]] = []
     for path, info in sorted(entries.items()):
         if info.get("type") not in (None, "file"):
             continue
         relpath = path[len(base.rstrip("/")) + 1 :] if base != "/" else path.lstrip("/")
-        if _hidden(relpath):
+        if packing:
+            if relpath.split("/", 1)[0] == STATE_DIR:
+                continue
+        elif _hidden(relpath):
             continue
         if include and not _matches(relpath, include):
             continue

@@ -110,6 +110,8 @@ class SyncOptions:
     retries: int = 5
     encryption: tuple[tuple[str, str], ...] = ()
     sample_bytes: int = 4 * MiB
+    # --format files: files above this size are stored as objects of their own.
+    large_file_size: int = 16 * MiB
     extra: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -126,6 +128,13 @@ class SyncOptions:
             raise UsageError("--retries: use at least 1 (the first attempt counts)")
         if self.part_size < 5 * MiB:
             raise UsageError("--part-size: object stores need parts of at least 5MiB")
+        if self.format == "files" and (self.partition_by or self.column_types):
+            raise UsageError(
+                "--format files packs whole files: --partition-by and --column-type "
+                "do not apply; drop them"
+            )
+        if self.large_file_size < 1:
+            raise UsageError("--large-file-size: use a positive size")
 
     @property
     def column_type_map(self) -> dict[str, pa.DataType]:
@@ -133,7 +142,7 @@ class SyncOptions:
 
     def output_config(self) -> dict[str, Any]:
         """The options that determine the shards' bytes, as plain JSON data."""
-        return {
+        config = {
             "shard_size": self.shard_size,
             "compression": self.compression,
             "compression_level": self.compression_level,
@@ -144,6 +153,9 @@ class SyncOptions:
             "extra": [list(pair) for pair in self.extra],
             "encryption": [list(pair) for pair in self.encryption],
         }
+        if self.format == "files":
+            config["large_file_size"] = self.large_file_size
+        return config
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

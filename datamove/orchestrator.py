@@ -29,6 +29,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from datamove import files
 from datamove.anonymize import (
     Anonymizer,
     KAnonymityCounter,
@@ -78,6 +79,8 @@ from datamove.verify import verify_destination
 log = logging.getLogger(__name__)
 
 SCAN_ROWS = 10_000
+# Columns of packed files that unpacking needs exactly as read.
+PACKED_CONTENT = frozenset({"data", "size", "crc32c"})
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ def build_options(options: SyncOptions | None = None, **overrides: Any) -> SyncO
     for name, value in overrides.items():
         if value is None:
             continue
-        if name in ("shard_size", "part_size", "sample_bytes"):
+        if name in ("shard_size", "part_size", "sample_bytes", "large_file_size"):
             value = parse_size(value, f"--{name.replace('_', '-')}")
         elif name in ("partition_by", "include", "exclude", "extra", "encryption"):
             value = tuple(value) if not isinstance(value, str) else (value,)
@@ -628,6 +631,18 @@ def _check_policy(anonymizer: Anonymizer, src: Location, planned: Plan) -> None:
     Raises:
         UsageError: a flagged column is not covered by the policy.
     """
+    if planned.packs_files:
+        touched = sorted(set(anonymizer.policy.rules) & PACKED_CONTENT)
+        if touched:
+            raise UsageError(
+                f"{anonymizer.policy.source}: --format files restores files byte "
+                f"for byte; the policy may not change {', '.join(touched)}: "
+                "anonymize path, mtime or media_type only"
+            )
+        anonymizer.check(
+            planned.schema, flagged_columns(scan_table(_path_sample(planned)))
+        )
+        return
     samples: list[pa.Table] = []
     seen: set[str] = set()
     for unit in planned.to_write:
@@ -639,6 +654,27 @@ def _check_policy(anonymizer: Anonymizer, src: Location, planned: Plan) -> None:
         )
     table = pa.concat_tables(samples) if samples else planned.schema.empty_table()
     anonymizer.check(planned.schema, flagged_columns(scan_table(table)))
+
+
+def _path_sample(planned: Plan) -> pa.Table:
+    """The listed metadata of the files a packed sync reads, as rows of the
+    files schema without their bytes: what the fail-closed scan looks at."""
+    rows = []
+    for unit in planned.to_write:
+        for part in unit.parts:
+            rows.append(
+                {
+                    "path": part.piece.relpath,
+                    "data": b"",
+                    "size": part.size,
+                    "mtime": None,
+                    "crc32c": "",
+                    "media_type": files.media_type(part.piece.relpath),
+                }
+            )
+            if len(rows) >= SCAN_ROWS:
+                return pa.Table.from_pylist(rows, schema=files.FILE_SCHEMA)
+    return pa.Table.from_pylist(rows, schema=files.FILE_SCHEMA)
 
 
 def _anonymization_report(
@@ -679,7 +715,11 @@ def _commit(
         if path in live
     }
     if tiering is not None:
-        tiers.update(tiering.tier_records(receipts))
+        members = {unit.unit_id: unit.sources for unit in planned.to_write}
+        tiers.update(tiering.tier_records(receipts, members))
+    if planned.packs_files:
+        # Before the manifest: a dataset whose manifest is written has an index.
+        _write_files_index(dst, ordered)
     manifest = Manifest(
         run_id=planned.run_id,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -691,6 +731,7 @@ def _commit(
         extra={
             "files": {path: state.to_dict() for path, state in planned.files.items()},
             "state_digest": planned.state_digest,
+            **planned.manifest_extra,
             **({"tiers": tiers} if tiers else {}),
         },
     )
@@ -709,6 +750,25 @@ def _commit(
     delete_quietly(dst, [receipt_path(r.unit_id) for r in planned.to_delete])
     delete_quietly(dst, [f"{JOURNAL}/{run}.json" for run in list_ids(dst, JOURNAL)])
     return deleted
+
+
+def _write_files_index(dst: Location, receipts: Sequence[UnitReceipt]) -> None:
+    """Write the path -> shard index of a packed dataset, reading only the
+    shards the previous index does not already describe."""
+    try:
+        previous: pa.Table | None = files.read_index(dst)
+    except DatamoveError:
+        previous = None
+    objects = [
+        files.StoredObject(
+            shard.path, shard.size, shard.crc32c, shard.source, shard.mtime_ns
+        )
+        for receipt in receipts
+        for shard in receipt.shards
+    ]
+    index = files.collect_index(dst, objects, previous)
+    files.write_index(dst, index)
+    log.info("%s: index of %d files written", dst.url, index.num_rows)
 
 
 def verify(

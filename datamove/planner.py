@@ -12,6 +12,7 @@ new names, written beside the old ones until the new manifest is committed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -26,7 +27,14 @@ import pyarrow as pa
 
 from datamove import __version__
 from datamove.errors import UsageError
-from datamove.formats import Piece, Sample, sample_file
+from datamove.files import (
+    BLOB_SUFFIX,
+    FILE_SCHEMA,
+    INDEX,
+    boundary_modulus,
+    group_files,
+)
+from datamove.formats import FILES, FileFormat, Piece, Sample, sample_file
 from datamove.inventory import STATE_DIR, Inventory, SourceFile, take_inventory
 from datamove.options import SyncOptions, config_digest
 from datamove.retry import call_with_retry
@@ -48,15 +56,33 @@ from datamove.stores.local import PARTIAL_SUFFIX
 
 log = logging.getLogger(__name__)
 
-PARTIAL_NAME = re.compile(r"-([0-9a-f]{16})-\d{3,}\.parquet\.[0-9a-f]+\.dm-partial$")
-SHARD_NAME = re.compile(r"-([0-9a-f]{16})-(\d{3,})\.parquet$")
+PARTIAL_NAME = re.compile(
+    r"-([0-9a-f]{16})-\d{3,}\.(?:parquet|blob)\.[0-9a-f]+\.dm-partial$"
+)
+# Shards, and the objects of large files stored whole (``--format files``).
+SHARD_NAME = re.compile(r"-([0-9a-f]{16})-(\d{3,})\.(?:parquet|blob)$")
+DATA_SUFFIXES = (".parquet", BLOB_SUFFIX)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 SCAN_CHUNK = 8 << 20
 
 
 @dataclass(frozen=True)
+class Member:
+    """One whole source file of a unit that reads several."""
+
+    piece: Piece
+    fingerprint: Mapping[str, Any]
+    size: int
+
+
+@dataclass(frozen=True)
 class Unit:
-    """One task: read one piece of one source file, write its shards."""
+    """One task: read one piece of one source file, or a group of whole
+    files (``members``), and write its shards.
+
+    ``piece``, ``fingerprint`` and ``source_size`` describe the first file
+    of a group.
+    """
 
     unit_id: str
     piece: Piece
@@ -64,10 +90,39 @@ class Unit:
     source_size: int
     input_bytes: int
     shard_base: str
+    members: tuple[Member, ...] = ()
 
     def shard_name(self, index: int, partition: str = "") -> str:
         name = f"{self.shard_base}-{index:03d}.parquet"
         return f"{partition}/{name}" if partition else name
+
+    @property
+    def packs_files(self) -> bool:
+        """Whether the unit turns whole files into rows (``--format files``)."""
+        return self.piece.format.name == FILES
+
+    @property
+    def stores_whole(self) -> bool:
+        """Whether the unit copies one large file to an object of its own."""
+        return self.packs_files and not self.members
+
+    @property
+    def parts(self) -> tuple[Member, ...]:
+        """The files the unit reads, each with its planned fingerprint."""
+        return self.members or (Member(self.piece, self.fingerprint, self.source_size),)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(part.piece.relpath for part in self.parts)
+
+    def describe(self) -> str:
+        """How logs and errors name the unit; a group by its size, not its
+        file names (a policy may anonymize the paths of packed files)."""
+        if self.members:
+            return f"{self.shard_base} ({len(self.members)} files)"
+        if self.stores_whole:
+            return f"{self.shard_base} (1 large file)"
+        return self.piece.describe()
 
 
 @dataclass(frozen=True)
@@ -125,6 +180,12 @@ class Plan:
     uploads_to_abort: tuple[tuple[str, str], ...] = ()
     manifest_current: bool = False
     state_digest: str = ""
+    # Recorded in the manifest's ``extra`` (the grouping of packed files).
+    manifest_extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def packs_files(self) -> bool:
+        return self.config.get("format") == FILES
 
     @property
     def is_noop(self) -> bool:
@@ -155,7 +216,7 @@ class Plan:
             "bytes_to_read": self.bytes_to_read,
             "schema": [{"name": f.name, "type": str(f.type)} for f in self.schema],
             "write": [
-                {"unit": u.unit_id, "piece": u.piece.describe(), "bytes": u.input_bytes}
+                {"unit": u.unit_id, "piece": u.describe(), "bytes": u.input_bytes}
                 for u in self.to_write
             ],
             "delete": [s.path for r in self.to_delete for s in r.shards]
@@ -392,6 +453,8 @@ class Survey:
     files: Mapping[str, FileState]
     schema: pa.Schema
     state_digest: str
+    # The options, with ``format="files"`` when the source had no tables.
+    options: SyncOptions
 
 
 def survey_source(
@@ -410,6 +473,19 @@ def survey_source(
         options.format,
         options.content_checksum,
     )
+    if options.format is None and _only_untabular(inventory):
+        log.info(
+            "%s: no tabular files; packing all %d files (--format files)",
+            source.url,
+            len(inventory.skipped),
+        )
+        options = dataclasses.replace(options, format=FILES)
+        inventory = take_inventory(
+            source, options.include, options.exclude, FILES, options.content_checksum
+        )
+    if options.format == FILES:
+        # Files are copied as bytes: nothing to sample, one fixed schema.
+        return Survey(inventory, {}, FILE_SCHEMA, _state_digest(options), options)
     overrides = options.column_type_map
     state_digest = _state_digest(options)
     cached = _cached_states(manifest)
@@ -431,7 +507,14 @@ def survey_source(
         ],
         overrides,
     )
-    return Survey(inventory, states, schema, state_digest)
+    return Survey(inventory, states, schema, state_digest, options)
+
+
+def _only_untabular(inventory: Inventory) -> bool:
+    """Whether a source holds files, but none of a table format."""
+    return not inventory.files and any(
+        reason.startswith("no known format") for _, reason in inventory.skipped
+    )
 
 
 def plan_sync(
@@ -455,6 +538,7 @@ def plan_sync(
     manifest = _reading(dest, lambda: read_manifest(dest))
     survey = survey_source(source, options, manifest)
     inventory, states, source_schema = survey.inventory, survey.files, survey.schema
+    options = survey.options
     missing = [name for name in options.partition_by if name not in source_schema.names]
     if missing:
         raise UsageError(
@@ -470,7 +554,12 @@ def plan_sync(
     digest = config_digest(config)
 
     units: list[Unit] = []
-    for file in inventory.files:
+    manifest_extra: dict[str, Any] = {}
+    if options.format == FILES:
+        modulus = _files_modulus(inventory, options, manifest, survey.state_digest)
+        manifest_extra["files_modulus"] = modulus
+        units = _file_units(inventory, options, digest, modulus)
+    for file in inventory.files if options.format != FILES else ():
         stem = _stem(file.relpath)
         for piece, input_bytes in _pieces(file, states[file.relpath]):
             unit_id = _unit_id(file, piece, digest)
@@ -484,7 +573,7 @@ def plan_sync(
                     shard_base=f"{stem}-{unit_id}",
                 )
             )
-    return _reading(
+    plan = _reading(
         dest,
         lambda: _compare(
             source,
@@ -500,6 +589,67 @@ def plan_sync(
             run_id or new_run_id(),
         ),
     )
+    plan = dataclasses.replace(plan, manifest_extra=manifest_extra)
+    # A packed dataset is complete only with its index.
+    if (
+        options.format == FILES
+        and plan.manifest_current
+        and not _reading(dest, lambda: dest.fs.exists(dest.path(INDEX)))
+    ):
+        plan = dataclasses.replace(plan, manifest_current=False)
+    return plan
+
+
+def _files_modulus(
+    inventory: Inventory,
+    options: SyncOptions,
+    manifest: Manifest | None,
+    state_digest: str,
+) -> int:
+    """The grouping modulus of a packed dataset: the one its manifest
+    recorded, so that group boundaries stay where they were, or a new one."""
+    if manifest is not None and manifest.extra.get("state_digest") == state_digest:
+        recorded = manifest.extra.get("files_modulus")
+        if isinstance(recorded, int) and recorded > 0:
+            return recorded
+    listed = [(f.relpath, f.size, f.mtime) for f in inventory.files]
+    return boundary_modulus(listed, options.shard_size, options.large_file_size)
+
+
+def _file_units(
+    inventory: Inventory, options: SyncOptions, digest: str, modulus: int
+) -> list[Unit]:
+    """Units of ``--format files``: groups of small files, one unit each, and
+    one unit for each large file."""
+    by_path = {file.relpath: file for file in inventory.files}
+    listed = [(f.relpath, f.size, f.fingerprint) for f in inventory.files]
+    groups = group_files(listed, options.shard_size, options.large_file_size, modulus)
+    kind = FileFormat(FILES)
+    units: list[Unit] = []
+    for group in groups:
+        members = tuple(
+            Member(
+                Piece(relpath, by_path[relpath].path, kind),
+                by_path[relpath].fingerprint,
+                size,
+            )
+            for relpath, size, _ in group.files
+        )
+        key = json.dumps([group.digest(), group.large, digest])
+        unit_id = hashlib.sha256(key.encode()).hexdigest()[:16]
+        first = members[0]
+        units.append(
+            Unit(
+                unit_id=unit_id,
+                piece=first.piece,
+                fingerprint=first.fingerprint,
+                source_size=first.size,
+                input_bytes=group.bytes,
+                shard_base=f"{'file' if group.large else 'files'}-{unit_id}",
+                members=() if group.large else members,
+            )
+        )
+    return units
 
 
 T = TypeVar("T")
@@ -586,7 +736,8 @@ def _compare(
     manifest_current = (
         manifest is not None
         and manifest.config_digest == digest
-        and [u.unit_id for u in manifest.units] == [u.unit_id for u in units]
+        and sorted(u.unit_id for u in manifest.units)
+        == sorted(u.unit_id for u in units)
     )
     plan = Plan(
         run_id=run_id,
@@ -627,7 +778,7 @@ def _list_data(dest: Location) -> tuple[dict[str, dict[str, Any]], list[str]]:
             partials.append(relative)
         elif relative.startswith(f"{STATE_DIR}/"):
             continue
-        elif relative.endswith(".parquet"):
+        elif relative.endswith(DATA_SUFFIXES):
             found[relative] = info
     return found, partials
 

@@ -15,7 +15,7 @@ import logging
 import os
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +31,13 @@ from datamove.errors import (
     DatamoveError,
     InputError,
     StorageError,
+)
+from datamove.files import (
+    DEFAULT_BATCH_BYTES,
+    FILE_SCHEMA,
+    blob_name,
+    file_batches,
+    store_large_file,
 )
 from datamove.formats import TEXT_BLOCK, BadRows, RowTooLongError, read_piece
 from datamove.inventory import file_mtime as _mtime
@@ -49,6 +56,8 @@ BatchTransform = Callable[[pa.RecordBatch], pa.RecordBatch]
 UnitProgress = Callable[[int, int], None]
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 MAX_BLOCK = 1 << 30
+# Row groups of packed files: reading one file reads at most this much more.
+FILES_ROW_GROUP = DEFAULT_BATCH_BYTES
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ class ShardJob:
         """The storage class a shard is written in: its tier's, or the default."""
         if self.tiering is None:
             return self.storage_class
-        chosen = self.tiering.class_for(unit.piece.relpath, partition, relative)
+        chosen = self.tiering.class_for_sources(unit.sources, partition, relative)
         return chosen or self.storage_class
 
     @property
@@ -106,6 +115,7 @@ class _OpenShard:
         schema: pa.Schema,
         writer: AtomicWriter,
         throttle: Throttle | None = None,
+        packed: bool = False,
     ) -> None:
         self.relative = relative
         self.writer = writer
@@ -120,7 +130,10 @@ class _OpenShard:
             schema,
             compression=options.compression,
             compression_level=options.compression_level,
-            write_statistics=True,
+            # Packed files: no min/max of file bytes in the footer, and no
+            # dictionary of values that never repeat.
+            write_statistics=_stats_columns(schema) if packed else True,
+            use_dictionary=_dictionary_columns(schema) if packed else True,
             # Readers that check page CRCs (verify --deep, unpack) catch damage
             # inside a shard at the page it is in.
             write_page_checksum=True,
@@ -158,7 +171,10 @@ class _PartitionWriter:
 
     @property
     def row_group_bytes(self) -> int:
-        """Uncompressed bytes per row group: about a tenth of a shard, compressed."""
+        """Uncompressed bytes per row group: about a tenth of a shard, compressed;
+        for packed files, small enough that one file is a short read away."""
+        if self.unit.packs_files:
+            return FILES_ROW_GROUP
         wanted = self.job.options.row_group_target or self.target // 10
         return int(min(max(wanted / self.ratio, 256 << 10), 512 << 20))
 
@@ -215,7 +231,14 @@ class _PartitionWriter:
             encryption=self.job.options.encryption,
         )
         writer = dest.adapter.open_write(dest.fs, dest.path(relative), options)
-        shard = _OpenShard(self.job, relative, self.schema, writer, self.throttle)
+        shard = _OpenShard(
+            self.job,
+            relative,
+            self.schema,
+            writer,
+            self.throttle,
+            packed=self.unit.packs_files,
+        )
         shard.storage_class = storage_class
         return shard
 
@@ -283,6 +306,14 @@ def _check_committed(
             f"datamove wrote {receipt.crc32c}; re-run to rewrite it"
         )
     return dict(info)
+
+
+def _stats_columns(schema: pa.Schema) -> list[str]:
+    return [name for name in ("path", "size", "mtime") if name in schema.names]
+
+
+def _dictionary_columns(schema: pa.Schema) -> list[str]:
+    return [name for name in ("media_type",) if name in schema.names]
 
 
 def _partition_key(values: dict[str, Any]) -> str:
@@ -393,12 +424,12 @@ def write_unit(
             block_size = (block_size or TEXT_BLOCK) * 16
             if block_size > MAX_BLOCK:
                 raise InputError(
-                    f"{unit.piece.describe()}: a row is longer than "
+                    f"{unit.describe()}: a row is longer than "
                     f"{MAX_BLOCK >> 20} MiB; such rows are not supported"
                 ) from None
             log.info(
                 "%s: long row, reading again in %d MiB blocks",
-                unit.piece.describe(),
+                unit.describe(),
                 block_size >> 20,
             )
 
@@ -409,15 +440,23 @@ def _check_unchanged(job: ShardJob, unit: Unit, when: str) -> None:
     Raises:
         InputError: the file's size or modification time is not the planned one.
     """
-    info = job.source.fs.info(unit.piece.path)
-    now = {"size": int(info.get("size") or 0), "mtime": _mtime(info)}
-    planned = {
-        "size": unit.fingerprint.get("size"),
-        "mtime": unit.fingerprint.get("mtime"),
-    }
+    try:
+        info = job.source.fs.info(unit.piece.path)
+    except FileNotFoundError:
+        raise InputError(
+            f"{unit.piece.relpath}: disappeared {when}; re-run to sync the current tree"
+        ) from None
+    _check_fingerprint(unit.piece.relpath, unit.fingerprint, info, when)
+
+
+def _check_fingerprint(
+    relpath: str, fingerprint: Mapping[str, Any], info: Mapping[str, Any], when: str
+) -> None:
+    now = {"size": int(info.get("size") or 0), "mtime": _mtime(dict(info))}
+    planned = {"size": fingerprint.get("size"), "mtime": fingerprint.get("mtime")}
     if now != planned:
         raise InputError(
-            f"{unit.piece.relpath}: changed {when} (size {planned['size']} -> "
+            f"{relpath}: changed {when} (size {planned['size']} -> "
             f"{now['size']}); its shards are not recorded: re-run to sync the new "
             "version"
         )
@@ -431,7 +470,10 @@ def _write_unit_once(
     on_progress: UnitProgress | None,
 ) -> tuple[UnitReceipt, bytes | None]:
     started = time.monotonic()
-    _check_unchanged(job, unit, "since it was planned")
+    if unit.stores_whole:
+        return _store_whole(unit, job, retries, on_progress), None
+    if not unit.packs_files:
+        _check_unchanged(job, unit, "since it was planned")
     source_schema = job.arrow_schema
     transform = job.transform
     out_schema = transform.output_schema(source_schema) if transform else source_schema
@@ -443,13 +485,17 @@ def _write_unit_once(
     rows = 0
     pairs: list[pa.Table] = []
     try:
-        batches = read_piece(
-            job.source.fs,
-            unit.piece,
-            source_schema,
-            unit.source_size,
-            bad_rows,
-            block_size,
+        batches = (
+            _packed_batches(job, unit)
+            if unit.packs_files
+            else read_piece(
+                job.source.fs,
+                unit.piece,
+                source_schema,
+                unit.source_size,
+                bad_rows,
+                block_size,
+            )
         )
         for index, (batch, fraction) in enumerate(batches):
             if transform is not None and job.pseudonym_map:
@@ -465,7 +511,8 @@ def _write_unit_once(
             writer.add(batch, fraction)
             if on_progress is not None:
                 on_progress(rows, int(fraction * unit.input_bytes))
-        _check_unchanged(job, unit, "while it was read")
+        if not unit.packs_files:
+            _check_unchanged(job, unit, "while it was read")
         shards = writer.finish()
     except BaseException:
         writer.abort()
@@ -477,8 +524,9 @@ def _write_unit_once(
 
     receipt = UnitReceipt(
         unit_id=unit.unit_id,
-        source=unit.piece.relpath,
-        piece=unit.piece.describe(),
+        # A packed group is named by its shards: a policy may hash the paths.
+        source=unit.shard_base if unit.packs_files else unit.piece.relpath,
+        piece=unit.describe(),
         fingerprint=dict(unit.fingerprint),
         shards=tuple(shards),
         rows=rows,
@@ -491,12 +539,118 @@ def _write_unit_once(
     write_receipt(job.dest, receipt)
     log.info(
         "%s: %d rows in %d shards (%.1fs)",
-        unit.piece.describe(),
+        unit.describe(),
         rows,
         len(shards),
         time.monotonic() - started,
     )
     return receipt, kanon.to_ipc() if kanon is not None else None
+
+
+def _packed_batches(
+    job: ShardJob, unit: Unit
+) -> Iterator[tuple[pa.RecordBatch, float]]:
+    """The files of a packed group as rows, each checked against its planned
+    fingerprint as it is read."""
+    planned = {part.piece.relpath: part.fingerprint for part in unit.parts}
+
+    def check(relpath: str, info: Mapping[str, Any]) -> None:
+        _check_fingerprint(relpath, planned[relpath], info, "since it was planned")
+
+    return file_batches(
+        job.source.fs,
+        [(part.piece.path, part.piece.relpath) for part in unit.parts],
+        DEFAULT_BATCH_BYTES,
+        sizes={part.piece.relpath: part.size for part in unit.parts},
+        on_info=check,
+    )
+
+
+def _stored_path(job: ShardJob, unit: Unit, relpath: str, mtime_ns: int) -> str:
+    """The path a large file is recorded under: its own, or the pseudonym the
+    policy gives it."""
+    if job.transform is None:
+        return relpath
+    row = pa.RecordBatch.from_pylist(
+        [
+            {
+                "path": relpath,
+                "data": b"",
+                "size": 0,
+                "mtime": mtime_ns,
+                "crc32c": "",
+                "media_type": "",
+            }
+        ],
+        schema=FILE_SCHEMA,
+    )
+    if job.pseudonym_map:
+        out, found = job.transform.apply_with_pseudonyms(row, stream=unit.unit_id)
+        _write_pseudonyms(job.pseudonym_map, unit, [found])
+    else:
+        out = job.transform.apply(row, stream=unit.unit_id)
+    return str(out.column(out.schema.get_field_index("path"))[0].as_py())
+
+
+def _store_whole(
+    unit: Unit,
+    job: ShardJob,
+    retries: RetryLog | None,
+    on_progress: UnitProgress | None,
+) -> UnitReceipt:
+    """Copy one large file to an object of its own and record it.
+
+    Raises:
+        InputError: the file changed since it was planned or while read.
+        ChecksumMismatchError, StorageError: the copy failed or did not verify.
+    """
+    started = time.monotonic()
+    _check_unchanged(job, unit, "since it was planned")
+    relative = blob_name(unit.shard_base)
+    stored = store_large_file(
+        job.source.fs,
+        unit.piece.path,
+        job.dest,
+        relative,
+        part_size=job.options.part_size,
+        storage_class=job.class_for(unit, "", relative),
+        encryption=job.options.encryption,
+        throttle=_throttle(job),
+    )
+    _check_unchanged(job, unit, "while it was read")
+    shard = ShardReceipt(
+        path=stored["path"],
+        size=stored["size"],
+        crc32c=stored["crc32c"],
+        rows=1,
+        md5=stored["md5"],
+        storage_class=stored["storage_class"],
+        version=stored["version"],
+        source=_stored_path(job, unit, unit.piece.relpath, stored["mtime_ns"]),
+        mtime_ns=stored["mtime_ns"],
+    )
+    if on_progress is not None:
+        on_progress(1, unit.input_bytes)
+    receipt = UnitReceipt(
+        unit_id=unit.unit_id,
+        source=unit.shard_base,
+        piece=unit.describe(),
+        fingerprint=dict(unit.fingerprint),
+        shards=(shard,),
+        rows=1,
+        bytes_read=unit.input_bytes,
+        retries=len(retries) if retries is not None else 0,
+        retry_causes=retries.causes() if retries is not None else {},
+        written_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    write_receipt(job.dest, receipt)
+    log.info(
+        "%s: %d bytes stored whole (%.1fs)",
+        unit.describe(),
+        shard.size,
+        time.monotonic() - started,
+    )
+    return receipt
 
 
 def _write_pseudonyms(folder: str, unit: Unit, pairs: list[pa.Table]) -> None:
@@ -524,12 +678,12 @@ def _quarantine(job: ShardJob, unit: Unit, bad_rows: BadRows) -> None:
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, f"{unit.shard_base}.rejected.tsv")
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write(f"# source\t{unit.piece.describe()}\n")
+        handle.write(f"# source\t{unit.describe()}\n")
         for text, reason in bad_rows.rows:
             flat = text.replace("\t", " ").replace("\n", "\\n")
             handle.write(f"{reason}\t{flat}\n")
     log.warning(
-        "%s: %d rows quarantined in %s", unit.piece.describe(), len(bad_rows.rows), path
+        "%s: %d rows quarantined in %s", unit.describe(), len(bad_rows.rows), path
     )
 
 
@@ -560,29 +714,27 @@ def execute_unit(
             retry_log=retries,
         )
     except DatamoveError as error:
-        log.error("%s: %s", unit.piece.describe(), error)
+        log.error("%s: %s", unit.describe(), error)
         return UnitOutcome(
             unit.unit_id,
-            unit.piece.describe(),
+            unit.describe(),
             error=str(error),
             error_type=type(error).__name__,
             exit_code=error.exit_code,
         )
     except OSError as error:
-        wrapped = StorageError(
-            f"{unit.piece.describe()}: {type(error).__name__}: {error}"
-        )
+        wrapped = StorageError(f"{unit.describe()}: {type(error).__name__}: {error}")
         log.error("%s", wrapped)
         return UnitOutcome(
             unit.unit_id,
-            unit.piece.describe(),
+            unit.describe(),
             error=str(wrapped),
             error_type="StorageError",
         )
     throttle = _throttle(job)
     return UnitOutcome(
         unit.unit_id,
-        unit.piece.describe(),
+        unit.describe(),
         receipt=receipt,
         kanon=kanon,
         sending=throttle.window.span() if throttle is not None else None,

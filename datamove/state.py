@@ -47,6 +47,10 @@ class ShardReceipt:
     partition: str = ""
     storage_class: str | None = None
     version: str | None = None
+    # A large file stored as an object of its own (``--format files``): its
+    # path relative to the source root and its modification time.
+    source: str | None = None
+    mtime_ns: int | None = None
 
 
 def object_version(info: Mapping[str, Any]) -> str | None:
@@ -83,6 +87,10 @@ class UnitReceipt:
         data = asdict(self)
         data["fingerprint"] = dict(self.fingerprint)
         data["retry_causes"] = dict(self.retry_causes)
+        for shard in data["shards"]:
+            for name in ("source", "mtime_ns"):
+                if shard[name] is None:
+                    del shard[name]
         return data
 
     @classmethod

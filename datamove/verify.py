@@ -3,7 +3,8 @@
 The cheap check lists the destination once and compares every shard's size,
 and its CRC32C where the store reports one; for stores that report none it
 re-reads the bytes through CRC32C. ``deep`` always re-reads the bytes, then
-parses each Parquet footer and recounts the rows.
+parses each Parquet footer and recounts the rows. A packed dataset
+(``--format files``) must also have an index naming exactly its objects.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from datamove.checksum import crc32c_of_file
-from datamove.errors import UsageError
+from datamove.errors import DatamoveError, UsageError
+from datamove.files import BLOB_SUFFIX, INDEX, read_index
+from datamove.formats import FILES
 from datamove.inventory import STATE_DIR
 from datamove.report import VerifyReport
-from datamove.state import ShardReceipt, read_manifest
+from datamove.state import Manifest, ShardReceipt, read_manifest
 from datamove.storage import Location
 from datamove.tiering.records import restore_required_paths
 
@@ -97,7 +100,7 @@ def _check_shard(
         crc, length = crc32c_of_file(handle)
     if crc != shard.crc32c or length != shard.size:
         return [f"{where}: CRC32C of the bytes is {crc}, manifest says {shard.crc32c}"]
-    if deep:
+    if deep and not shard.path.endswith(BLOB_SUFFIX):
         try:
             with dest.fs.open(dest.path(shard.path), "rb") as handle:
                 rows = pq.ParquetFile(handle).metadata.num_rows
@@ -127,6 +130,23 @@ def _check_archived(
     md5 = adapter.reported_md5(dict(info))
     if md5 is not None and shard.md5 is not None and md5 != shard.md5:
         return [f"{where}: MD5 {md5}, manifest says {shard.md5}"]
+    return []
+
+
+def _index_problems(dest: Location, manifest: Manifest) -> list[str]:
+    """Whether a packed dataset's index is readable and names exactly the
+    manifest's objects."""
+    try:
+        index = read_index(dest)
+    except DatamoveError as error:
+        return [str(error)]
+    named = set(index.column("object").to_pylist())
+    recorded = {shard.path for shard in manifest.shards}
+    if named != recorded:
+        return [
+            f"{dest.display(INDEX)}: names {len(named)} objects, the manifest "
+            f"{len(recorded)}; re-run the sync to write it again"
+        ]
     return []
 
 
@@ -164,6 +184,8 @@ def verify_destination(dest: Location, deep: bool = False) -> VerifyReport:
         problems.extend(found)
         if not found:
             rows += shard.rows
+    if manifest.config.get("format") == FILES:
+        problems.extend(_index_problems(dest, manifest))
     for problem in problems:
         log.warning("%s", problem)
     return VerifyReport(

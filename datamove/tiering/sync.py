@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from datamove.formats import FILES
 from datamove.inventory import STATE_DIR, take_inventory
 from datamove.options import SyncOptions
 from datamove.retry import call_with_retry
@@ -52,7 +53,7 @@ from datamove.tiering.planner import (
     _coverage_warnings,
     plan_tiers,
 )
-from datamove.tiering.policy import TierPolicy
+from datamove.tiering.policy import TIERS, TierPolicy
 from datamove.tiering.prices import PriceTable, provider_for_protocol
 from datamove.tiering.records import TierRecord, needs_restore
 
@@ -138,13 +139,36 @@ class SyncTiering:
         """The class to write the shard in; None for stores without classes."""
         return self.assignment(source, partition, path).storage_class
 
-    def tier_records(self, units: Iterable[UnitReceipt]) -> dict[str, dict[str, Any]]:
+    def assignment_for_sources(
+        self, sources: Sequence[str], partition: str = "", path: str | None = None
+    ) -> TierAssignment:
+        """The tier of a shard holding rows of several source files (packed
+        files): the hottest any of them gets, so that no file is archived
+        because it shares a shard with colder ones."""
+        found = [self.assignment(source, partition, path) for source in sources]
+        return min(found, key=lambda a: TIERS.index(a.tier) if a.tier in TIERS else 0)
+
+    def class_for_sources(
+        self, sources: Sequence[str], partition: str = "", path: str | None = None
+    ) -> str | None:
+        """:meth:`class_for` of a shard holding rows of all of ``sources``."""
+        return self.assignment_for_sources(sources, partition, path).storage_class
+
+    def tier_records(
+        self,
+        units: Iterable[UnitReceipt],
+        sources: Mapping[str, Sequence[str]] | None = None,
+    ) -> dict[str, dict[str, Any]]:
         """Tier records (``Manifest.extra["tiers"]``) for the shards of
-        ``units``, as written: shard path -> record."""
+        ``units``, as written: shard path -> record. ``sources`` maps a unit
+        id to the source files of a unit that read several."""
         records: dict[str, dict[str, Any]] = {}
         for unit in units:
+            members = (sources or {}).get(unit.unit_id) or (unit.source,)
             for shard in unit.shards:
-                found = self.assignment(unit.source, shard.partition, shard.path)
+                found = self.assignment_for_sources(
+                    members, shard.partition, shard.path
+                )
                 written = shard.storage_class
                 restore = needs_restore(self.protocol, written) or (
                     found.restore_required
@@ -257,6 +281,9 @@ def classes_for_sync(
     plan_tiers([], provider=provider, policy=policy, prices=prices, region=region)
 
     inventory = take_inventory(src, opts.include, opts.exclude, opts.format)
+    if opts.format is None and not inventory.files and inventory.skipped:
+        # The sync will pack the files (``--format files``): tier them as such.
+        inventory = take_inventory(src, opts.include, opts.exclude, FILES)
     atime_reads: dict[str, list[Read]] = defaultdict(list)
     scan = src.is_local if scan_access_times is None else scan_access_times
     modified: dict[str, datetime] = {}
