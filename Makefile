@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench bench-files bench-noop clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -27,6 +27,15 @@ bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
 	command -v rclone >/dev/null || (apt-get update -qq && apt-get install -y -qq rclone)
 	$(PY) benchmarks/run.py
+
+bench-files: $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
+	command -v rclone >/dev/null || (apt-get update -qq && apt-get install -y -qq rclone)
+	$(PY) benchmarks/files.py
+
+bench-noop: $(STAMP)
+	command -v rclone >/dev/null || (apt-get update -qq && apt-get install -y -qq rclone)
+	$(PY) benchmarks/noop.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -51,11 +51,11 @@ from datamove.bandwidth import (
 from datamove.errors import DatamoveError, SyncFailedError, UsageError
 from datamove.estimate import Estimate, compare, estimate_plan
 from datamove.executor import make_executor
-from datamove.formats import Piece, head_rows
+from datamove.formats import FILES, Piece, head_rows
 from datamove.inventory import STATE_DIR
 from datamove.lease import Lease
 from datamove.options import SyncOptions, parse_size
-from datamove.planner import Plan, Survey, plan_sync, survey_source
+from datamove.planner import GroupKey, Plan, Survey, plan_sync, survey_source
 from datamove.report import SyncReport, VerifyReport
 from datamove.retry import RetryPolicy, call_with_retry
 from datamove.schema import schema_to_json
@@ -173,6 +173,10 @@ def sample(
     resolved = build_options(options, **option_values)
     location = Location.parse(source, source_options)
     survey = survey_source(location, resolved)
+    if survey.options.format == FILES:
+        # Packed files: their names and metadata, never their bytes.
+        listed = [(file.relpath, file.size) for file in survey.inventory.files]
+        return _path_rows(listed[:rows])
     per_file = max(rows // max(len(survey.inventory.files), 1), 1)
     tables = [
         head_rows(
@@ -308,7 +312,9 @@ def sync(
             raise UsageError("--pseudonym-map needs --anonymize with hashed columns")
         check_pseudonym_map_url(pseudonym_map, force=force_pseudonym_map)
     extra = {"anonymize": anonymizer.receipt_fields()} if anonymizer else None
-    planned = plan_sync(src, dst, resolved, extra_config=extra)
+    planned = plan_sync(
+        src, dst, resolved, extra_config=extra, group_key=_group_key(tiering)
+    )
     if anonymizer is not None:
         _check_policy(anonymizer, src, planned)
     log.info(
@@ -337,7 +343,12 @@ def sync(
         if lease.contended:
             # Another run wrote here while this one waited: decide afresh.
             planned = plan_sync(
-                src, dst, resolved, extra_config=extra, run_id=planned.run_id
+                src,
+                dst,
+                resolved,
+                extra_config=extra,
+                run_id=planned.run_id,
+                group_key=_group_key(tiering),
             )
             if planned.is_noop:
                 return SyncReport(status="noop", duration_s=_since(started), **base)
@@ -421,6 +432,13 @@ def sync(
             report.duration_s,
         )
         return report
+
+
+def _group_key(tiering: SyncTiering | None) -> GroupKey | None:
+    """With tiers, small files share a unit only with files of their tier."""
+    if tiering is None:
+        return None
+    return lambda relpath: tiering.assignment(relpath).tier
 
 
 def _record_run(dst: Location, run_id: str, report: SyncReport) -> None:
@@ -645,12 +663,12 @@ def _check_policy(anonymizer: Anonymizer, src: Location, planned: Plan) -> None:
         return
     samples: list[pa.Table] = []
     seen: set[str] = set()
-    for unit in planned.to_write:
-        if unit.piece.relpath in seen:
+    for part in (part for unit in planned.to_write for part in unit.parts):
+        if part.piece.relpath in seen:
             continue
-        seen.add(unit.piece.relpath)
+        seen.add(part.piece.relpath)
         samples.append(
-            head_rows(src.fs, unit.piece, planned.schema, unit.source_size, SCAN_ROWS)
+            head_rows(src.fs, part.piece, planned.schema, part.size, SCAN_ROWS)
         )
     table = pa.concat_tables(samples) if samples else planned.schema.empty_table()
     anonymizer.check(planned.schema, flagged_columns(scan_table(table)))
@@ -659,22 +677,30 @@ def _check_policy(anonymizer: Anonymizer, src: Location, planned: Plan) -> None:
 def _path_sample(planned: Plan) -> pa.Table:
     """The listed metadata of the files a packed sync reads, as rows of the
     files schema without their bytes: what the fail-closed scan looks at."""
-    rows = []
-    for unit in planned.to_write:
-        for part in unit.parts:
-            rows.append(
-                {
-                    "path": part.piece.relpath,
-                    "data": b"",
-                    "size": part.size,
-                    "mtime": None,
-                    "crc32c": "",
-                    "media_type": files.media_type(part.piece.relpath),
-                }
-            )
-            if len(rows) >= SCAN_ROWS:
-                return pa.Table.from_pylist(rows, schema=files.FILE_SCHEMA)
-    return pa.Table.from_pylist(rows, schema=files.FILE_SCHEMA)
+    listed = [
+        (part.piece.relpath, part.size)
+        for unit in planned.to_write
+        for part in unit.parts
+    ]
+    return _path_rows(listed[:SCAN_ROWS])
+
+
+def _path_rows(listed: Sequence[tuple[str, int]]) -> pa.Table:
+    """Rows of the files schema for (relpath, size) pairs, without bytes."""
+    return pa.Table.from_pylist(
+        [
+            {
+                "path": relpath,
+                "data": b"",
+                "size": size,
+                "mtime": None,
+                "crc32c": "",
+                "media_type": files.media_type(relpath),
+            }
+            for relpath, size in listed
+        ],
+        schema=files.FILE_SCHEMA,
+    )
 
 
 def _anonymization_report(

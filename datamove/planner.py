@@ -31,6 +31,7 @@ from datamove.files import (
     BLOB_SUFFIX,
     FILE_SCHEMA,
     INDEX,
+    FileGroup,
     boundary_modulus,
     group_files,
 )
@@ -64,6 +65,11 @@ SHARD_NAME = re.compile(r"-([0-9a-f]{16})-(\d{3,})\.(?:parquet|blob)$")
 DATA_SUFFIXES = (".parquet", BLOB_SUFFIX)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 SCAN_CHUNK = 8 << 20
+# A whole file whose output fills less than 1/SMALL_FILE_SHARE of a shard is
+# grouped with others into one unit.
+SMALL_FILE_SHARE = 2
+# Which small files may share a unit (same key) or none (None); see plan_sync.
+GroupKey = Callable[[str], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -523,11 +529,15 @@ def plan_sync(
     options: SyncOptions,
     extra_config: Mapping[str, Any] | None = None,
     run_id: str | None = None,
+    group_key: GroupKey | None = None,
 ) -> Plan:
     """Decide what a sync from ``source`` to ``dest`` must do.
 
     ``extra_config`` joins the output configuration: a change in it makes
     every shard obsolete (the anonymization policy goes there).
+    ``group_key`` maps a small table file to the key of the files it may
+    share a unit with, or None to keep it alone (tiering keeps files of
+    different tiers apart this way).
 
     Raises:
         UsageError: the source and destination overlap, or an option is wrong.
@@ -559,20 +569,13 @@ def plan_sync(
         modulus = _files_modulus(inventory, options, manifest, survey.state_digest)
         manifest_extra["files_modulus"] = modulus
         units = _file_units(inventory, options, digest, modulus)
-    for file in inventory.files if options.format != FILES else ():
-        stem = _stem(file.relpath)
-        for piece, input_bytes in _pieces(file, states[file.relpath]):
-            unit_id = _unit_id(file, piece, digest)
-            units.append(
-                Unit(
-                    unit_id=unit_id,
-                    piece=piece,
-                    fingerprint=file.fingerprint,
-                    source_size=file.size,
-                    input_bytes=input_bytes,
-                    shard_base=f"{stem}-{unit_id}",
-                )
-            )
+    if options.format != FILES:
+        small, units = _table_units(inventory, states, options, digest)
+        if small:
+            modulus = _small_modulus(small, options, manifest, survey.state_digest)
+            manifest_extra["small_files_modulus"] = modulus
+            units.extend(_small_file_units(small, options, digest, modulus, group_key))
+        units.sort(key=lambda unit: (unit.piece.relpath, unit.piece.start))
     plan = _reading(
         dest,
         lambda: _compare(
@@ -598,6 +601,115 @@ def plan_sync(
     ):
         plan = dataclasses.replace(plan, manifest_current=False)
     return plan
+
+
+def _table_units(
+    inventory: Inventory,
+    states: Mapping[str, FileState],
+    options: SyncOptions,
+    digest: str,
+) -> tuple[list[tuple[SourceFile, Piece, int]], list[Unit]]:
+    """Units of table files: one per piece of a file large enough to fill
+    half a shard or more; smaller whole files are returned apart, to be
+    grouped (with their estimated output bytes), unless the output is
+    partitioned."""
+    small: list[tuple[SourceFile, Piece, int]] = []
+    units: list[Unit] = []
+    for file in inventory.files:
+        state = states[file.relpath]
+        pieces = _pieces(file, state)
+        output = int(file.size * state.ratio)
+        # Partitioned, every file writes a shard per partition anyway, and a
+        # group would tie the partitions of its files together on rewrite.
+        small_file = output * SMALL_FILE_SHARE < options.shard_size
+        if len(pieces) == 1 and small_file and not options.partition_by:
+            small.append((file, pieces[0][0], max(output, 1)))
+            continue
+        for piece, input_bytes in pieces:
+            units.append(_single_unit(file, piece, input_bytes, digest))
+    return small, units
+
+
+def _single_unit(file: SourceFile, piece: Piece, input_bytes: int, digest: str) -> Unit:
+    unit_id = _unit_id(file, piece, digest)
+    return Unit(
+        unit_id=unit_id,
+        piece=piece,
+        fingerprint=file.fingerprint,
+        source_size=file.size,
+        input_bytes=input_bytes,
+        shard_base=f"{_stem(file.relpath)}-{unit_id}",
+    )
+
+
+def _small_modulus(
+    small: Sequence[tuple[SourceFile, Piece, int]],
+    options: SyncOptions,
+    manifest: Manifest | None,
+    state_digest: str,
+) -> int:
+    """The grouping modulus of small table files: the recorded one, so that
+    group boundaries stay put between runs, or a new one."""
+    if manifest is not None and manifest.extra.get("state_digest") == state_digest:
+        recorded = manifest.extra.get("small_files_modulus")
+        if isinstance(recorded, int) and recorded > 0:
+            return recorded
+    listed = [(file.relpath, output, None) for file, _, output in small]
+    return boundary_modulus(listed, options.shard_size, options.shard_size)
+
+
+def _small_file_units(
+    small: Sequence[tuple[SourceFile, Piece, int]],
+    options: SyncOptions,
+    digest: str,
+    modulus: int,
+    group_key: GroupKey | None = None,
+) -> list[Unit]:
+    """Small table files grouped into units of about one shard of output,
+    with the stable, name-derived boundaries of :func:`group_files`. A group
+    of one file is the plain unit of that file.
+
+    ``group_key`` keeps files apart: only files with the same key share a
+    unit, and a file whose key is None gets a unit of its own.
+    """
+    by_path = {file.relpath: (file, piece) for file, piece, _ in small}
+    buckets: dict[str | None, list[tuple[str, int, Any]]] = {}
+    for file, _, output in small:
+        key = group_key(file.relpath) if group_key is not None else ""
+        buckets.setdefault(key, []).append((file.relpath, output, file.fingerprint))
+    groups: list[FileGroup] = []
+    for key, listed in buckets.items():
+        if key is None:
+            groups.extend(FileGroup((entry,)) for entry in listed)
+        else:
+            size = options.shard_size
+            groups.extend(group_files(listed, size, size, modulus))
+    units: list[Unit] = []
+    for group in groups:
+        if len(group.files) == 1:
+            file, piece = by_path[group.first]
+            units.append(_single_unit(file, piece, file.size, digest))
+            continue
+        members = tuple(
+            Member(by_path[relpath][1], by_path[relpath][0].fingerprint,
+                   by_path[relpath][0].size)
+            for relpath, _, _ in group.files
+        )  # fmt: skip
+        key = json.dumps([group.digest(), "tables", digest])
+        unit_id = hashlib.sha256(key.encode()).hexdigest()[:16]
+        first = members[0]
+        units.append(
+            Unit(
+                unit_id=unit_id,
+                piece=first.piece,
+                fingerprint=first.fingerprint,
+                source_size=first.size,
+                input_bytes=sum(member.size for member in members),
+                shard_base=f"{_stem(first.piece.relpath)}-{unit_id}",
+                members=members,
+            )
+        )
+    return units
 
 
 def _files_modulus(

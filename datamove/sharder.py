@@ -42,7 +42,7 @@ from datamove.files import (
 from datamove.formats import TEXT_BLOCK, BadRows, RowTooLongError, read_piece
 from datamove.inventory import file_mtime as _mtime
 from datamove.options import SyncOptions
-from datamove.planner import Unit
+from datamove.planner import Member, Unit
 from datamove.retry import RetryLog, RetryPolicy, call_with_retry
 from datamove.schema import schema_from_json
 from datamove.state import ShardReceipt, UnitReceipt, object_version, write_receipt
@@ -58,6 +58,11 @@ HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 MAX_BLOCK = 1 << 30
 # Row groups of packed files: reading one file reads at most this much more.
 FILES_ROW_GROUP = DEFAULT_BATCH_BYTES
+# Packed bytes that zstd shrinks by less than 5% in a sample of the first row
+# group are written uncompressed: compressing JPEG or MP3 again costs CPU and
+# saves nothing.
+COMPRESSIBLE_SAMPLE = 1 << 20
+INCOMPRESSIBLE = 0.95
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,7 @@ class _OpenShard:
         schema: pa.Schema,
         writer: AtomicWriter,
         throttle: Throttle | None = None,
-        packed: bool = False,
+        packed: pa.Table | None = None,
     ) -> None:
         self.relative = relative
         self.writer = writer
@@ -128,18 +133,19 @@ class _OpenShard:
         self.parquet = pq.ParquetWriter(
             self.hashing,
             schema,
-            compression=options.compression,
+            compression=_codecs(schema, options.compression, packed),
             compression_level=options.compression_level,
             # Packed files: no min/max of file bytes in the footer, and no
             # dictionary of values that never repeat.
-            write_statistics=_stats_columns(schema) if packed else True,
-            use_dictionary=_dictionary_columns(schema) if packed else True,
+            write_statistics=_stats_columns(schema) if packed is not None else True,
+            use_dictionary=_dictionary_columns(schema) if packed is not None else True,
             # Readers that check page CRCs (verify --deep, unpack) catch damage
             # inside a shard at the page it is in.
             write_page_checksum=True,
             store_schema=True,
         )
         self.rows = 0
+        self.sources: dict[str, str] = {}
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):
@@ -168,6 +174,10 @@ class _PartitionWriter:
         self.current: _OpenShard | None = None
         self.full = False
         self.shards: list[ShardReceipt] = []
+        # The file being read, for a unit of several: (relpath, mtime), and
+        # the files of the rows buffered for the next row group.
+        self.source: tuple[str, str] | None = None
+        self.buffered_sources: dict[str, str] = {}
 
     @property
     def row_group_bytes(self) -> int:
@@ -183,6 +193,8 @@ class _PartitionWriter:
             return
         self.buffer.append(batch)
         self.buffered_bytes += batch.nbytes
+        if self.source is not None:
+            self.buffered_sources[self.source[0]] = self.source[1]
         if self.buffered_bytes >= self.row_group_bytes:
             self._flush(fraction)
 
@@ -195,10 +207,12 @@ class _PartitionWriter:
             # tail at the end of the unit joins it instead of a tiny shard.
             self._close_current()
         if self.current is None:
-            self.current = self._open()
+            self.current = self._open(table)
         before = self.current.hashing.bytes_written
         self.current.parquet.write_table(table, row_group_size=max(table.num_rows, 1))
         self.current.rows += table.num_rows
+        self.current.sources.update(self.buffered_sources)
+        self.buffered_sources = {}
         written = self.current.hashing.bytes_written - before
         self.total_in += uncompressed
         self.total_out += written
@@ -220,7 +234,7 @@ class _PartitionWriter:
     def _closed_bytes(self) -> int:
         return sum(shard.size for shard in self.shards)
 
-    def _open(self) -> _OpenShard:
+    def _open(self, first: pa.Table) -> _OpenShard:
         relative = self.unit.shard_name(self.index, self.partition)
         self.index += 1
         dest = self.job.dest
@@ -237,7 +251,7 @@ class _PartitionWriter:
             self.schema,
             writer,
             self.throttle,
-            packed=self.unit.packs_files,
+            packed=first if self.unit.packs_files else None,
         )
         shard.storage_class = storage_class
         return shard
@@ -264,6 +278,7 @@ class _PartitionWriter:
             md5=shard.hashing.md5,
             partition=self.partition,
             storage_class=shard.storage_class,
+            sources=tuple(sorted(shard.sources.items())),
         )
         info = _check_committed(self.job.dest, receipt, reported)
         self.shards.append(dataclasses.replace(receipt, version=object_version(info)))
@@ -306,6 +321,25 @@ def _check_committed(
             f"datamove wrote {receipt.crc32c}; re-run to rewrite it"
         )
     return dict(info)
+
+
+def _codecs(
+    schema: pa.Schema, codec: str, packed: pa.Table | None
+) -> str | dict[str, str]:
+    """The compression of each column: the chosen codec, except for the
+    bytes of packed files that it does not shrink (images, audio and
+    archives are compressed already), which are stored as they are."""
+    if packed is None or codec == "none" or "data" not in schema.names:
+        return codec
+    column = packed.column("data")
+    sample = b"".join(value.as_py() or b"" for value in column.slice(0, 64))[
+        :COMPRESSIBLE_SAMPLE
+    ]
+    if not sample:
+        return codec
+    shrunk = len(pa.compress(sample, codec="zstd", asbytes=True))
+    keep = "none" if shrunk > len(sample) * INCOMPRESSIBLE else codec
+    return {name: keep if name == "data" else codec for name in schema.names}
 
 
 def _stats_columns(schema: pa.Schema) -> list[str]:
@@ -362,6 +396,13 @@ class UnitWriter:
         # A partition closed to make room continues its shard numbers on reopen.
         self.next_index: dict[str, int] = {}
         self.throttle = _throttle(job)
+        self.source: tuple[str, str] | None = None
+
+    def reading(self, part: Member) -> None:
+        """Note the file of a several-file unit whose rows come next."""
+        self.source = (part.piece.relpath, str(part.fingerprint.get("mtime")))
+        for writer in self.writers.values():
+            writer.source = self.source
 
     def add(self, batch: pa.RecordBatch, fraction: float) -> None:
         if not self.partition_by:
@@ -380,6 +421,7 @@ class UnitWriter:
                 self.next_index[oldest] = closed.index
             writer = _PartitionWriter(self.job, self.unit, key, self.data_schema)
             writer.throttle = self.throttle
+            writer.source = self.source
             writer.index = self.next_index.get(key, 0)
             self.writers[key] = writer
         else:
@@ -440,13 +482,17 @@ def _check_unchanged(job: ShardJob, unit: Unit, when: str) -> None:
     Raises:
         InputError: the file's size or modification time is not the planned one.
     """
+    _check_part(job, unit.parts[0], when)
+
+
+def _check_part(job: ShardJob, part: Member, when: str) -> None:
     try:
-        info = job.source.fs.info(unit.piece.path)
+        info = job.source.fs.info(part.piece.path)
     except FileNotFoundError:
         raise InputError(
-            f"{unit.piece.relpath}: disappeared {when}; re-run to sync the current tree"
+            f"{part.piece.relpath}: disappeared {when}; re-run to sync the current tree"
         ) from None
-    _check_fingerprint(unit.piece.relpath, unit.fingerprint, info, when)
+    _check_fingerprint(part.piece.relpath, part.fingerprint, info, when)
 
 
 def _check_fingerprint(
@@ -472,14 +518,10 @@ def _write_unit_once(
     started = time.monotonic()
     if unit.stores_whole:
         return _store_whole(unit, job, retries, on_progress), None
-    if not unit.packs_files:
-        _check_unchanged(job, unit, "since it was planned")
     source_schema = job.arrow_schema
     transform = job.transform
     out_schema = transform.output_schema(source_schema) if transform else source_schema
-    bad_rows = BadRows(
-        job.options.on_bad_rows, unit.piece.relpath, quote=transform is None
-    )
+    bad_rows: list[BadRows] = []
     writer = UnitWriter(job, unit, out_schema)
     kanon = transform.kanon_counter(out_schema) if transform is not None else None
     rows = 0
@@ -488,14 +530,7 @@ def _write_unit_once(
         batches = (
             _packed_batches(job, unit)
             if unit.packs_files
-            else read_piece(
-                job.source.fs,
-                unit.piece,
-                source_schema,
-                unit.source_size,
-                bad_rows,
-                block_size,
-            )
+            else _table_batches(job, unit, bad_rows, block_size, writer)
         )
         for index, (batch, fraction) in enumerate(batches):
             if transform is not None and job.pseudonym_map:
@@ -511,14 +546,13 @@ def _write_unit_once(
             writer.add(batch, fraction)
             if on_progress is not None:
                 on_progress(rows, int(fraction * unit.input_bytes))
-        if not unit.packs_files:
-            _check_unchanged(job, unit, "while it was read")
         shards = writer.finish()
     except BaseException:
         writer.abort()
         raise
-    if bad_rows.rows:
-        _quarantine(job, unit, bad_rows)
+    for index, rejected in enumerate(bad_rows):
+        if rejected.rows:
+            _quarantine(job, unit, rejected, index)
     if pairs and job.pseudonym_map:
         _write_pseudonyms(job.pseudonym_map, unit, pairs)
 
@@ -531,7 +565,7 @@ def _write_unit_once(
         shards=tuple(shards),
         rows=rows,
         bytes_read=unit.input_bytes,
-        bad_rows=bad_rows.count,
+        bad_rows=sum(rejected.count for rejected in bad_rows),
         retries=len(retries) if retries is not None else 0,
         retry_causes=retries.causes() if retries is not None else {},
         written_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -545,6 +579,38 @@ def _write_unit_once(
         time.monotonic() - started,
     )
     return receipt, kanon.to_ipc() if kanon is not None else None
+
+
+def _table_batches(
+    job: ShardJob,
+    unit: Unit,
+    bad_rows: list[BadRows],
+    block_size: int | None,
+    writer: UnitWriter,
+) -> Iterator[tuple[pa.RecordBatch, float]]:
+    """The rows of a unit's piece, or of each file of a group in turn, with
+    the fraction of the unit's input read. Each file is checked against its
+    planned fingerprint before and after it is read; ``bad_rows`` receives
+    one :class:`BadRows` per file, and ``writer`` is told which file of a
+    group is read (its shards record the files whose rows they hold)."""
+    schema = job.arrow_schema
+    total = max(sum(part.size for part in unit.parts), 1) if unit.members else 0
+    done = 0
+    for part in unit.parts:
+        _check_part(job, part, "since it was planned")
+        rejected = BadRows(
+            job.options.on_bad_rows, part.piece.relpath, quote=job.transform is None
+        )
+        bad_rows.append(rejected)
+        if unit.members:
+            writer.reading(part)
+        batches = read_piece(
+            job.source.fs, part.piece, schema, part.size, rejected, block_size
+        )
+        for batch, fraction in batches:
+            yield batch, (done + fraction * part.size) / total if total else fraction
+        _check_part(job, part, "while it was read")
+        done += part.size
 
 
 def _packed_batches(
@@ -672,19 +738,22 @@ def _write_pseudonyms(folder: str, unit: Unit, pairs: list[pa.Table]) -> None:
     writer.commit()
 
 
-def _quarantine(job: ShardJob, unit: Unit, bad_rows: BadRows) -> None:
-    """Keep rejected rows in a local folder: they never go to the destination."""
+def _quarantine(job: ShardJob, unit: Unit, bad_rows: BadRows, index: int = 0) -> None:
+    """Keep rejected rows in a local folder: they never go to the destination.
+
+    ``index`` numbers the files of a unit that reads several.
+    """
     folder = os.path.abspath(job.options.quarantine_dir)
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, f"{unit.shard_base}.rejected.tsv")
+    name = f"{unit.shard_base}-{index}" if unit.members else unit.shard_base
+    path = os.path.join(folder, f"{name}.rejected.tsv")
+    source = unit.parts[index].piece.describe()
     with open(path, "w", encoding="utf-8") as handle:
-        handle.write(f"# source\t{unit.describe()}\n")
+        handle.write(f"# source\t{source}\n")
         for text, reason in bad_rows.rows:
             flat = text.replace("\t", " ").replace("\n", "\\n")
             handle.write(f"{reason}\t{flat}\n")
-    log.warning(
-        "%s: %d rows quarantined in %s", unit.describe(), len(bad_rows.rows), path
-    )
+    log.warning("%s: %d rows quarantined in %s", source, len(bad_rows.rows), path)
 
 
 def _throttle(job: ShardJob) -> Throttle | None:

@@ -51,6 +51,9 @@ class ShardReceipt:
     # path relative to the source root and its modification time.
     source: str | None = None
     mtime_ns: int | None = None
+    # A shard of a unit that read several table files: the files whose rows
+    # it holds, each with its fingerprint's modification time.
+    sources: tuple[tuple[str, str], ...] = ()
 
 
 def object_version(info: Mapping[str, Any]) -> str | None:
@@ -88,14 +91,27 @@ class UnitReceipt:
         data["fingerprint"] = dict(self.fingerprint)
         data["retry_causes"] = dict(self.retry_causes)
         for shard in data["shards"]:
-            for name in ("source", "mtime_ns"):
-                if shard[name] is None:
+            for name in ("source", "mtime_ns", "sources"):
+                if not shard[name] and shard[name] != 0:
                     del shard[name]
+            if "sources" in shard:
+                shard["sources"] = [list(pair) for pair in shard["sources"]]
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> UnitReceipt:
-        shards = tuple(ShardReceipt(**shard) for shard in data.get("shards", ()))
+        shards = tuple(
+            ShardReceipt(
+                **{
+                    **shard,
+                    "sources": tuple(
+                        (str(path), str(mtime))
+                        for path, mtime in shard.get("sources", ())
+                    ),
+                }
+            )
+            for shard in data.get("shards", ())
+        )
         fields_ = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         fields_["shards"] = shards
         return cls(**fields_)

@@ -94,6 +94,7 @@ def test_sync_runs_on_the_cluster_by_address(
     command = [
         sys.executable, "-m", "datamove.cli", "sync", str(source),
         str(tmp_path / "lake"), "--scheduler", address, "--json", "--no-progress",
+        "--shard-size", "64KiB",  # files over half a shard: a unit each
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -330,7 +330,13 @@ def shard_objects(
             since = written
             if record is not None and _same(record.storage_class, current):
                 since = parse_time(record.since) or written
-            made = created or since or _listed_time(info) or datetime.now(UTC)
+            made = (
+                _newest(shard.sources)
+                or created
+                or since
+                or _listed_time(info)
+                or datetime.now(UTC)
+            )
             objects.append(
                 ObjectInfo(
                     path=dest.path(shard.path),
@@ -353,17 +359,28 @@ def shard_mapping(dest: Location, manifest: Manifest) -> dict[str, list[str]]:
     """
     table: dict[str, set[str]] = defaultdict(set)
     for unit in manifest.units:
-        shards = {dest.path(s.path) for s in unit.shards}
-        for name in source_names(manifest.source, unit.source):
-            table[name] |= shards
-        for name in source_directory_names(manifest.source, unit.source):
-            table[name] |= shards
+        covers: dict[str, set[str]] = defaultdict(set)
+        for shard in unit.shards:
+            # A shard of several files holds the rows of those it names.
+            for source in [path for path, _ in shard.sources] or [unit.source]:
+                covers[source].add(dest.path(shard.path))
+        for source, shards in covers.items():
+            for name in source_names(manifest.source, source):
+                table[name] |= shards
+            for name in source_directory_names(manifest.source, source):
+                table[name] |= shards
         for shard in unit.shards:
             full = dest.path(shard.path)
             table[normalize_path(shard.path)].add(full)
             for directory in ancestors(shard.path):
                 table[directory].add(full)
     return {name: sorted(paths) for name, paths in table.items()}
+
+
+def _newest(sources: Sequence[tuple[str, str]]) -> datetime | None:
+    """The latest modification of the files whose rows a shard holds."""
+    times = [found for _, mtime in sources if (found := parse_time(mtime))]
+    return max(times) if times else None
 
 
 def _listed_time(info: Mapping[str, Any]) -> datetime | None:

@@ -298,8 +298,12 @@ def classes_for_sync(
     manifest = call_with_retry(
         lambda: read_manifest(dst), operation="read the manifest", subject=dst.url
     )
+    # A read of a shard counts for every source file whose rows it holds.
     existing = {
-        shard.path: (unit.source, shard.partition)
+        shard.path: tuple(
+            (source, shard.partition)
+            for source in [path for path, _ in shard.sources] or [unit.source]
+        )
         for unit in (manifest.units if manifest is not None else ())
         for shard in unit.shards
     }
@@ -360,7 +364,7 @@ class _SyncAttribution:
         source: Location,
         dest: Location,
         relpaths: Sequence[str],
-        existing: Mapping[str, tuple[str, str]],
+        existing: Mapping[str, tuple[tuple[str, str], ...]],
     ) -> None:
         self.names: dict[str, str] = {}
         self.folders: dict[str, list[str]] = defaultdict(list)
@@ -405,9 +409,8 @@ class _SyncAttribution:
         if relative.startswith(f"{STATE_DIR}/") or relative == STATE_DIR:
             return False
         if relative in self.existing:
-            self.shards[self.existing[relative]].append(
-                (when, event.bytes, event.operation)
-            )
+            for key in self.existing[relative]:
+                self.shards[key].append((when, event.bytes, event.operation))
             return True
         directory = _partition_prefix(relative)
         if directory is None or (relative_only and not directory):

@@ -69,7 +69,9 @@ def test_dry_run_writes_nothing(source: Path, tmp_path: Path) -> None:
     dest = tmp_path / "dst"
     report = datamove.sync(str(source), str(dest), dry_run=True)
     assert report.status == "dry-run"
-    assert report.plan is not None and report.plan["units_to_write"] >= 2
+    # Two files under half a shard each: grouped into one unit.
+    assert report.plan is not None and report.plan["units_to_write"] == 1
+    assert "(2 files)" in report.plan["write"][0]["piece"]
     assert not dest.exists()
 
 

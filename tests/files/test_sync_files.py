@@ -341,3 +341,62 @@ def test_hashed_paths_leave_no_file_name_at_the_destination(
         source, dest, format="files", anonymize=str(policy), anon_key=str(key)
     )
     assert again.status == "noop"
+
+
+def test_sampling_a_packed_source_shows_names_never_bytes(tmp_path: Path) -> None:
+    files = make_tree(tmp_path / "src", count=30)
+    table = datamove.sample(str(tmp_path / "src"), format="files")
+    assert sorted(table.column("path").to_pylist()) == sorted(files)
+    assert set(table.column("data").to_pylist()) == {b""}
+
+
+def test_bytes_that_do_not_compress_are_stored_as_they_are(tmp_path: Path) -> None:
+    for kind, make in (("random", os.urandom), ("text", lambda n: b"ab " * (n // 3))):
+        source = tmp_path / kind
+        source.mkdir()
+        for index in range(20):
+            (source / f"{index}.bin").write_bytes(make(20_000))
+        _sync(source, tmp_path / f"{kind}-dst", format="files")
+        shard = next((tmp_path / f"{kind}-dst").glob("*.parquet"))
+        metadata = pq.ParquetFile(shard).metadata
+        names = metadata.schema.to_arrow_schema().names
+        codecs = {
+            name: metadata.row_group(0).column(i).compression
+            for i, name in enumerate(names)
+        }
+        assert codecs["path"] == "ZSTD"
+        assert codecs["data"] == ("UNCOMPRESSED" if kind == "random" else "ZSTD")
+
+
+def test_a_packed_shard_takes_the_hottest_tier_of_its_files(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tests.tiering import lake
+
+    at = datetime.now(UTC).replace(microsecond=0)
+    source = tmp_path / "src"
+    files = make_tree(source, count=400)
+    old = (at - timedelta(days=400)).timestamp()
+    for relpath in files:
+        os.utime(source / relpath, (old, old))
+    hot = sorted(name for name in files if name.startswith("d1/"))[0]
+    policy, _ = lake.write_files(tmp_path / "cfg", at)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "reads.csv").write_text(
+        f"timestamp,path\n{(at - timedelta(days=2)).isoformat()},{hot}\n"
+    )
+    dest = tmp_path / "dst"
+    report = _sync(
+        source, dest, format="files", tier_policy=str(policy),
+        access_logs=[str(logs)],
+    )  # fmt: skip
+    assert report.status == "ok"
+    manifest = json.loads((dest / "_datamove" / "manifest.json").read_text())
+    tiers = {
+        path: record["tier"] for path, record in manifest["extra"]["tiers"].items()
+    }
+    holder = datamove.files.lookup(Location.parse(str(dest)), hot)["object"]
+    assert tiers[holder] == "hot"
+    others = {tier for path, tier in tiers.items() if path != holder}
+    assert others == {"archive"}

@@ -218,3 +218,17 @@ def test_sync_with_a_tier_policy_writes_each_shard_in_its_class(
         assert receipts[shard.path] == wanted
         assert records[shard.path].tier == TIERS[age]
         assert records[shard.path].restore_required == (age == 300)
+
+
+def test_a_shard_of_many_files_takes_the_hottest_tier_of_them(tmp_path: Path) -> None:
+    at = lake.now()
+    source, policy, logs = source_with_history(tmp_path, at)
+    tiering = classes_for_sync(
+        str(source), str(tmp_path / "lake"), access_logs=[str(logs)],
+        policy_file=policy, now=at,
+    )  # fmt: skip
+    names = {age: f"events-{lake.day_of(age, at)}.csv" for age in AGES}
+    together = tiering.assignment_for_sources([names[70], names[300], names[2]])
+    assert together.tier == "hot"
+    assert tiering.assignment_for_sources([names[300], names[70]]).tier == "cold"
+    assert tiering.assignment_for_sources([names[300]]).tier == "archive"
