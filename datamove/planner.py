@@ -566,13 +566,21 @@ def plan_sync(
     units: list[Unit] = []
     manifest_extra: dict[str, Any] = {}
     if options.format == FILES:
-        modulus = _files_modulus(inventory, options, manifest, survey.state_digest)
+        listed = [(f.relpath, f.size, None) for f in inventory.files]
+        modulus = _modulus(
+            "files_modulus", listed, options.large_file_size, options, manifest,
+            survey.state_digest,
+        )  # fmt: skip
         manifest_extra["files_modulus"] = modulus
         units = _file_units(inventory, options, digest, modulus)
-    if options.format != FILES:
+    else:
         small, units = _table_units(inventory, states, options, digest)
         if small:
-            modulus = _small_modulus(small, options, manifest, survey.state_digest)
+            listed = [(file.relpath, output, None) for file, _, output in small]
+            modulus = _modulus(
+                "small_files_modulus", listed, options.shard_size, options,
+                manifest, survey.state_digest,
+            )  # fmt: skip
             manifest_extra["small_files_modulus"] = modulus
             units.extend(_small_file_units(small, options, digest, modulus, group_key))
         units.sort(key=lambda unit: (unit.piece.relpath, unit.piece.start))
@@ -642,20 +650,22 @@ def _single_unit(file: SourceFile, piece: Piece, input_bytes: int, digest: str) 
     )
 
 
-def _small_modulus(
-    small: Sequence[tuple[SourceFile, Piece, int]],
+def _modulus(
+    name: str,
+    listed: Sequence[tuple[str, int, Any]],
+    large_threshold: int,
     options: SyncOptions,
     manifest: Manifest | None,
     state_digest: str,
 ) -> int:
-    """The grouping modulus of small table files: the recorded one, so that
-    group boundaries stay put between runs, or a new one."""
+    """The grouping modulus (:func:`group_files`) the manifest recorded under
+    ``name``, so that group boundaries stay where they were between runs, or
+    a new one for ``listed`` when there is none or the options changed."""
     if manifest is not None and manifest.extra.get("state_digest") == state_digest:
-        recorded = manifest.extra.get("small_files_modulus")
+        recorded = manifest.extra.get(name)
         if isinstance(recorded, int) and recorded > 0:
             return recorded
-    listed = [(file.relpath, output, None) for file, _, output in small]
-    return boundary_modulus(listed, options.shard_size, options.shard_size)
+    return boundary_modulus(listed, options.shard_size, large_threshold)
 
 
 def _small_file_units(
@@ -710,22 +720,6 @@ def _small_file_units(
             )
         )
     return units
-
-
-def _files_modulus(
-    inventory: Inventory,
-    options: SyncOptions,
-    manifest: Manifest | None,
-    state_digest: str,
-) -> int:
-    """The grouping modulus of a packed dataset: the one its manifest
-    recorded, so that group boundaries stay where they were, or a new one."""
-    if manifest is not None and manifest.extra.get("state_digest") == state_digest:
-        recorded = manifest.extra.get("files_modulus")
-        if isinstance(recorded, int) and recorded > 0:
-            return recorded
-    listed = [(f.relpath, f.size, f.mtime) for f in inventory.files]
-    return boundary_modulus(listed, options.shard_size, options.large_file_size)
 
 
 def _file_units(
