@@ -44,6 +44,7 @@ import pyarrow.parquet as pq
 
 from datamove.bandwidth import NO_LIMIT, BandwidthLimit
 from datamove.errors import DatamoveError, UsageError
+from datamove.formats import repetitive_columns
 from datamove.inventory import STATE_DIR, SourceFile
 from datamove.planner import Plan, Unit
 from datamove.storage import Location
@@ -278,7 +279,13 @@ def _reencoding(fs: Any, file: SourceFile, compression: str) -> float:
     if rows == 0:
         return 1.0
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_batches(batches), sink, compression=compression)
+    table = pa.Table.from_batches(batches)
+    pq.write_table(
+        table,
+        sink,
+        compression=compression,
+        use_dictionary=repetitive_columns(table),
+    )
     encoded = int(sink.getvalue().size)
     return encoded / max(stored * rows / max(group_rows, 1), 1)
 

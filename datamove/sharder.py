@@ -39,7 +39,13 @@ from datamove.files import (
     file_batches,
     store_large_file,
 )
-from datamove.formats import TEXT_BLOCK, BadRows, RowTooLongError, read_piece
+from datamove.formats import (
+    TEXT_BLOCK,
+    BadRows,
+    RowTooLongError,
+    read_piece,
+    repetitive_columns,
+)
 from datamove.inventory import file_mtime as _mtime
 from datamove.options import SyncOptions
 from datamove.planner import Member, Unit
@@ -119,8 +125,9 @@ class _OpenShard:
         relative: str,
         schema: pa.Schema,
         writer: AtomicWriter,
+        first: pa.Table,
         throttle: Throttle | None = None,
-        packed: pa.Table | None = None,
+        packed: bool = False,
     ) -> None:
         self.relative = relative
         self.writer = writer
@@ -133,12 +140,16 @@ class _OpenShard:
         self.parquet = pq.ParquetWriter(
             self.hashing,
             schema,
-            compression=_codecs(schema, options.compression, packed),
+            compression=_codecs(schema, options.compression, first)
+            if packed
+            else options.compression,
             compression_level=options.compression_level,
             # Packed files: no min/max of file bytes in the footer, and no
             # dictionary of values that never repeat.
-            write_statistics=_stats_columns(schema) if packed is not None else True,
-            use_dictionary=_dictionary_columns(schema) if packed is not None else True,
+            write_statistics=_stats_columns(schema) if packed else True,
+            use_dictionary=_dictionary_columns(schema)
+            if packed
+            else repetitive_columns(first),
             # Readers that check page CRCs (verify --deep, unpack) catch damage
             # inside a shard at the page it is in.
             write_page_checksum=True,
@@ -250,8 +261,9 @@ class _PartitionWriter:
             relative,
             self.schema,
             writer,
+            first,
             self.throttle,
-            packed=first if self.unit.packs_files else None,
+            packed=self.unit.packs_files,
         )
         shard.storage_class = storage_class
         return shard
@@ -323,18 +335,15 @@ def _check_committed(
     return dict(info)
 
 
-def _codecs(
-    schema: pa.Schema, codec: str, packed: pa.Table | None
-) -> str | dict[str, str]:
-    """The compression of each column: the chosen codec, except for the
-    bytes of packed files that it does not shrink (images, audio and
-    archives are compressed already), which are stored as they are."""
-    if packed is None or codec == "none" or "data" not in schema.names:
+def _codecs(schema: pa.Schema, codec: str, first: pa.Table) -> str | dict[str, str]:
+    """The compression of each column of packed files: the chosen codec,
+    except for file bytes it does not shrink (images, audio and archives are
+    compressed already), which are stored as they are."""
+    if codec == "none" or "data" not in schema.names:
         return codec
-    column = packed.column("data")
-    sample = b"".join(value.as_py() or b"" for value in column.slice(0, 64))[
-        :COMPRESSIBLE_SAMPLE
-    ]
+    column = first.column("data")
+    sample = b"".join(value.as_py() or b"" for value in column.slice(0, 64))
+    sample = sample[:COMPRESSIBLE_SAMPLE]
     if not sample:
         return codec
     shrunk = len(pa.compress(sample, codec="zstd", asbytes=True))

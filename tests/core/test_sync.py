@@ -34,7 +34,7 @@ def test_split_csv_loses_and_duplicates_nothing(source: Path, tmp_path: Path) ->
 
 
 def test_shards_are_within_ten_percent_of_target(tmp_path: Path) -> None:
-    write_csv(tmp_path / "src" / "a.csv", 150_000, seed=3)
+    write_csv(tmp_path / "src" / "a.csv", 200_000, seed=3)
     dest = tmp_path / "dst"
     target = 512 * 1024
     datamove.sync(str(tmp_path / "src"), str(dest), shard_size=target, workers=1)
@@ -54,14 +54,14 @@ def test_quoted_newlines_are_never_split_inside_a_field(tmp_path: Path) -> None:
     src.mkdir()
     with open(src / "q.csv", "w") as handle:
         handle.write("id,text\n")
-        for i in range(40_000):
+        for i in range(100_000):
             handle.write(f'{i},"line one\nline two, {i}\n""quoted"" end"\n')
     report = datamove.sync(
         str(src), str(tmp_path / "dst"), shard_size="128KiB", workers=1
     )
     assert report.units_written > 1
     table = read_rows(tmp_path / "dst")
-    assert table.column("id").to_pylist() == list(range(40_000))
+    assert table.column("id").to_pylist() == list(range(100_000))
     assert table.column("text")[7].as_py() == 'line one\nline two, 7\n"quoted" end'
 
 
