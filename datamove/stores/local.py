@@ -27,16 +27,25 @@ class _RenamingWriter(AtomicWriter):
 
     def commit(self) -> None:
         self.done = True
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
-        os.replace(self._temp, self._final)
+        try:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
+            os.replace(self._temp, self._final)
+        except BaseException:
+            self._discard()
+            raise
 
     def abort(self) -> None:
         if self.done:
             return
         self.done = True
-        self._handle.close()
+        self._discard()
+
+    def _discard(self) -> None:
+        # On a full disk closing fails too (it flushes); the file goes anyway.
+        with contextlib.suppress(OSError):
+            self._handle.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._temp)
 

@@ -10,6 +10,14 @@ reports for the object. That is the same base64 CRC32C that
 ``PutObject`` with the same header. Nothing is visible under the final key
 before the completion; an aborted write aborts its multipart upload.
 
+Each ``PutObject`` and ``UploadPart`` also carries ``Content-MD5``, and the
+ETag the store returns for it is compared with the MD5 of the bytes sent: S3
+makes that ETag the MD5 of the bytes it received (except under SSE-KMS and
+SSE-C, where the comparison is skipped), so a store or emulator that ignores
+the checksum headers still cannot keep damaged bytes under a shard's name. A
+mismatch raises :class:`~datamove.errors.ChecksumMismatchError`, which the
+retry policy retries; a damaged single ``PutObject`` is deleted first.
+
 S3 listings (``ListObjectsV2``) carry the storage class but not checksum
 values, so :meth:`S3Adapter.head` (one ``HeadObject`` with checksum mode on)
 is needed per object to read the CRC32C back.
@@ -17,14 +25,17 @@ is needed per object to read the CRC32C back.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import re
 from typing import Any
 
 import google_crc32c
 from fsspec import AbstractFileSystem
 
 from datamove.checksum import crc32c_b64
-from datamove.errors import UsageError
+from datamove.errors import ChecksumMismatchError, UsageError
 from datamove.stores.base import AtomicWriter, StoreAdapter, WriteOptions
 
 log = logging.getLogger(__name__)
@@ -42,6 +53,43 @@ _ENCRYPTION_KEYS = {
 def _client_call(fs: AbstractFileSystem, method: str, **kwargs: Any) -> dict[str, Any]:
     result: dict[str, Any] = fs.call_s3(method, **kwargs)
     return result
+
+
+def _md5(body: bytes) -> bytes:
+    return hashlib.md5(body, usedforsecurity=False).digest()
+
+
+def _content_md5(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+_PLAIN_ETAG = re.compile(r"[0-9a-f]{32}")
+
+
+def _check_etag(response: dict[str, Any], digest: bytes, subject: str) -> None:
+    """Compare the ETag of one ``PutObject``/``UploadPart`` with the body's MD5.
+
+    Skipped when the ETag is not a plain MD5 (SSE-KMS, SSE-C, stores with
+    other ETags).
+
+    Raises:
+        ChecksumMismatchError: the store holds other bytes than were sent.
+    """
+    etag = str(response.get("ETag") or "").strip('"').lower()
+    encryption = str(response.get("ServerSideEncryption") or "")
+    if (
+        not _PLAIN_ETAG.fullmatch(etag)
+        or encryption.startswith("aws:kms")
+        or response.get("SSECustomerAlgorithm")
+    ):
+        return
+    if etag != digest.hex():
+        raise ChecksumMismatchError(
+            f"{subject}: the store received bytes with MD5 {etag}, datamove sent "
+            f"{digest.hex()}: they were damaged on the way; re-run the sync to "
+            "write them again, and if it persists check the network path (a "
+            "proxy or gateway rewriting uploads)"
+        )
 
 
 def _encryption_arguments(options: WriteOptions) -> dict[str, Any]:
@@ -113,6 +161,7 @@ class _MultipartWriter(AtomicWriter):
             )
         body = bytes(part)
         checksum = crc32c_b64(google_crc32c.value(body))
+        digest = _md5(body)
         response = _client_call(
             self._fs,
             "upload_part",
@@ -121,9 +170,11 @@ class _MultipartWriter(AtomicWriter):
             UploadId=self._upload_id,
             PartNumber=number,
             Body=body,
+            ContentMD5=_content_md5(digest),
             ChecksumAlgorithm="CRC32C",
             ChecksumCRC32C=checksum,
         )
+        _check_etag(response, digest, f"s3://{self._path} (part {number})")
         self._parts.append(
             {"PartNumber": number, "ETag": response["ETag"], "ChecksumCRC32C": checksum}
         )
@@ -135,16 +186,7 @@ class _MultipartWriter(AtomicWriter):
         whole = crc32c_b64(self._crc)
         try:
             if self._upload_id is None:
-                response = _client_call(
-                    self._fs,
-                    "put_object",
-                    Bucket=self._bucket,
-                    Key=self._key,
-                    Body=bytes(self._buffer),
-                    ChecksumAlgorithm="CRC32C",
-                    ChecksumCRC32C=whole,
-                    **self._object_arguments,
-                )
+                response = self._put_whole(bytes(self._buffer), whole)
             else:
                 if self._buffer:
                     self._upload_part(memoryview(self._buffer))
@@ -165,6 +207,37 @@ class _MultipartWriter(AtomicWriter):
             self._buffer = bytearray()
         self.reported_crc32c = response.get("ChecksumCRC32C")
         self._fs.invalidate_cache(self._path)
+
+    def _put_whole(self, body: bytes, checksum: str) -> dict[str, Any]:
+        """One ``PutObject``; a damaged object it created is deleted again."""
+        digest = _md5(body)
+        response = _client_call(
+            self._fs,
+            "put_object",
+            Bucket=self._bucket,
+            Key=self._key,
+            Body=body,
+            ContentMD5=_content_md5(digest),
+            ChecksumAlgorithm="CRC32C",
+            ChecksumCRC32C=checksum,
+            **self._object_arguments,
+        )
+        try:
+            _check_etag(response, digest, f"s3://{self._path}")
+        except ChecksumMismatchError:
+            try:
+                _client_call(
+                    self._fs, "delete_object", Bucket=self._bucket, Key=self._key
+                )
+            except Exception as error:  # unrecorded: the next run deletes it
+                log.warning(
+                    "s3://%s: could not delete the damaged object (%s); the next "
+                    "run deletes it",
+                    self._path,
+                    type(error).__name__,
+                )
+            raise
+        return response
 
     def abort(self) -> None:
         if self.done:

@@ -255,3 +255,24 @@ def test_transient_write_failures_are_retried_and_reported(
     assert report.retries == 2
     assert sum(report.retry_causes.values()) == 2, report.retry_causes
     assert read_rows(tmp_path / "dst").num_rows == 60_050
+
+
+def test_verify_lists_a_shard_the_store_refuses_to_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datamove.stores.base import StoreAdapter
+
+    write_csv(tmp_path / "src" / "a.csv", 1_000)
+    dest = tmp_path / "dst"
+    datamove.sync(str(tmp_path / "src"), str(dest), workers=1)
+
+    class FlexibleChecksumError(Exception):
+        """What botocore raises when a GET's bytes fail the stored checksum."""
+
+    def refuse(self: StoreAdapter, fs: object, path: str) -> object:
+        raise FlexibleChecksumError("Expected checksum did not match")
+
+    monkeypatch.setattr(StoreAdapter, "open_read", refuse)
+    checked = datamove.verify(str(dest), deep=True)
+    assert not checked.ok
+    assert "FlexibleChecksumError" in checked.problems[0]
