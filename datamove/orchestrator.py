@@ -661,6 +661,11 @@ def _check_policy(anonymizer: Anonymizer, src: Location, planned: Plan) -> None:
             planned.schema, flagged_columns(scan_table(_path_sample(planned)))
         )
         return
+    if not anonymizer.fails_closed:
+        # `default: keep`: findings would not change the outcome; the policy
+        # itself (unknown columns) is still checked.
+        anonymizer.check(planned.schema, {})
+        return
     samples: list[pa.Table] = []
     seen: set[str] = set()
     for part in (part for unit in planned.to_write for part in unit.parts):

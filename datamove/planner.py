@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
@@ -65,9 +66,11 @@ SHARD_NAME = re.compile(r"-([0-9a-f]{16})-(\d{3,})\.(?:parquet|blob)$")
 DATA_SUFFIXES = (".parquet", BLOB_SUFFIX)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 SCAN_CHUNK = 8 << 20
-# A whole file whose output fills less than 1/SMALL_FILE_SHARE of a shard is
-# grouped with others into one unit.
+# A whole file whose output fills less than 1/SMALL_FILE_SHARE of a shard,
+# and that is less than 1/SMALL_FILE_SHARE of GROUP_INPUT, is grouped with
+# others into units of about one shard and at most GROUP_INPUT of input.
 SMALL_FILE_SHARE = 2
+GROUP_INPUT = 64 << 20
 # Which small files may share a unit (same key) or none (None); see plan_sync.
 GroupKey = Callable[[str], "str | None"]
 
@@ -626,16 +629,27 @@ def _table_units(
     for file in inventory.files:
         state = states[file.relpath]
         pieces = _pieces(file, state)
-        output = int(file.size * state.ratio)
+        weight = _group_weight(file, state, options.shard_size)
         # Partitioned, every file writes a shard per partition anyway, and a
         # group would tie the partitions of its files together on rewrite.
-        small_file = output * SMALL_FILE_SHARE < options.shard_size
+        small_file = weight * SMALL_FILE_SHARE < options.shard_size
         if len(pieces) == 1 and small_file and not options.partition_by:
-            small.append((file, pieces[0][0], max(output, 1)))
+            small.append((file, pieces[0][0], weight))
             continue
         for piece, input_bytes in pieces:
             units.append(_single_unit(file, piece, input_bytes, digest))
     return small, units
+
+
+def _group_weight(file: SourceFile, state: FileState, shard_size: int) -> int:
+    """How much of a group's capacity (``shard_size``) a small file takes:
+    its expected output, or its share of :data:`GROUP_INPUT` of input when
+    that is more, so that a group both fills about one shard and reads no
+    more than one worker should read alone (input that compresses well
+    still spreads over the workers)."""
+    output = file.size * state.ratio
+    share_of_input = file.size * shard_size / GROUP_INPUT
+    return max(int(output), math.ceil(share_of_input), 1)
 
 
 def _single_unit(file: SourceFile, piece: Piece, input_bytes: int, digest: str) -> Unit:
@@ -675,9 +689,11 @@ def _small_file_units(
     modulus: int,
     group_key: GroupKey | None = None,
 ) -> list[Unit]:
-    """Small table files grouped into units of about one shard of output,
-    with the stable, name-derived boundaries of :func:`group_files`. A group
-    of one file is the plain unit of that file.
+    """Small table files grouped into units of about one shard of output
+    (and at most about :data:`GROUP_INPUT` of input: ``small`` carries each
+    file's :func:`_group_weight`), with the stable, name-derived boundaries
+    of :func:`group_files`. A group of one file is the plain unit of that
+    file.
 
     ``group_key`` keeps files apart: only files with the same key share a
     unit, and a file whose key is None gets a unit of its own.

@@ -49,6 +49,11 @@ class Anonymizer:
         run_seed: mixes into ``noise`` with ``seed: run``. With a seed, the
             noise of a batch is a function of (key, seed, column, stream) and a
             re-run reproduces it; without one, noise is fresh OS randomness.
+        memo: let ``hash`` reuse the digests of values this process has
+            already hashed under the same key and domain, across batches,
+            units and instances (see :class:`~datamove.anonymize.actions.DigestMemo`;
+            the memo stays in the process and is never pickled). Tokens are
+            the same either way.
 
     Raises:
         UsageError: the policy needs a key and none was given.
@@ -58,7 +63,12 @@ class Anonymizer:
     """
 
     def __init__(
-        self, policy: Policy, key: AnonKey | None = None, run_seed: int | None = None
+        self,
+        policy: Policy,
+        key: AnonKey | None = None,
+        run_seed: int | None = None,
+        *,
+        memo: bool = True,
     ) -> None:
         if policy.needs_key and key is None:
             columns = [
@@ -73,6 +83,7 @@ class Anonymizer:
         self.policy = policy
         self.key = key
         self.run_seed = run_seed
+        self.memo = memo
         self._hashers: dict[str, KeyedHasher] = {}
         self._schemas: dict[pa.Schema, pa.Schema] = {}
 
@@ -85,6 +96,15 @@ class Anonymizer:
         state["_hashers"] = {}
         state["_schemas"] = {}
         return state
+
+    @property
+    def fails_closed(self) -> bool:
+        """Whether :meth:`check` uses scan findings (not under ``default: keep``).
+
+        When False, scanning the source for personal data before a sync only
+        costs time: pass no findings to :meth:`check`.
+        """
+        return self.policy.default != "keep"
 
     @property
     def key_fingerprint(self) -> str | None:
@@ -117,7 +137,7 @@ class Anonymizer:
         """
         self.policy.check_columns(schema)
         self.output_schema(schema)
-        if self.policy.default == "keep" or not flagged:
+        if not self.fails_closed or not flagged:
             return
         unmentioned = [
             f"{name} ({flagged[name]})"
@@ -287,10 +307,11 @@ class Anonymizer:
     ) -> pa.Array:
         rule = self.policy.rules[column]
         assert isinstance(rule, HashRule)
-        tokens, raw, distinct_tokens = actions.hash_array(
-            array, rule, self._hasher(f"hash\x00{rule.domain}")
-        )
-        if pairs is not None and len(raw):
+        hasher = self._hasher(f"hash\x00{rule.domain}", memo=self.memo)
+        if pairs is None:
+            return actions.hash_tokens(array, rule, hasher)
+        tokens, raw, distinct_tokens = actions.hash_array(array, rule, hasher)
+        if len(raw):
             present = raw.is_valid()
             pairs.append(
                 pa.table(
@@ -321,10 +342,10 @@ class Anonymizer:
         offsets = actions.noise_offsets(column, rule, hasher=hasher, rng=rng)
         return actions.add_noise(column, offsets)
 
-    def _hasher(self, purpose: str) -> KeyedHasher:
+    def _hasher(self, purpose: str, *, memo: bool = False) -> KeyedHasher:
         hasher = self._hashers.get(purpose)
         if hasher is None:
             assert self.key is not None
-            hasher = KeyedHasher(self.key.derive(purpose))
+            hasher = KeyedHasher(self.key.derive(purpose), memo=memo)
             self._hashers[purpose] = hasher
         return hasher
