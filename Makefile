@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench bench-files bench-noop clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml setup.py constraints.txt datamove/anonymize/_native.c
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
@@ -21,7 +21,7 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	bash scripts/install-test-servers.sh
 	bash scripts/install-airflow.sh $(VENV)
-	DATAMOVE_REQUIRE_AIRFLOW=1 $(PY) -m pytest -q -ra --durations=20
+	DATAMOVE_REQUIRE_AIRFLOW=1 DATAMOVE_REQUIRE_NATIVE=1 $(PY) -m pytest -q -ra --durations=20
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[bench]'
