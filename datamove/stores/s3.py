@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 import re
 from typing import Any
 
@@ -64,17 +65,26 @@ def _content_md5(digest: bytes) -> str:
 
 
 _PLAIN_ETAG = re.compile(r"[0-9a-f]{32}")
+ETAG_CHECK_VARIABLE = "DATAMOVE_S3_ETAG_CHECK"
+"""Set to ``off`` where a store's plain ETags are not MD5 digests.
+
+Read by the process that writes (each Dask worker). Content-MD5 is still
+sent, and the CRC32C the store reports after the upload is still compared.
+"""
+_OFF = frozenset({"off", "0", "false", "no"})
 
 
 def _check_etag(response: dict[str, Any], digest: bytes, subject: str) -> None:
     """Compare the ETag of one ``PutObject``/``UploadPart`` with the body's MD5.
 
     Skipped when the ETag is not a plain MD5 (SSE-KMS, SSE-C, stores with
-    other ETags).
+    other ETags) and when ``DATAMOVE_S3_ETAG_CHECK=off``.
 
     Raises:
         ChecksumMismatchError: the store holds other bytes than were sent.
     """
+    if os.environ.get(ETAG_CHECK_VARIABLE, "on").strip().lower() in _OFF:
+        return
     etag = str(response.get("ETag") or "").strip('"').lower()
     encryption = str(response.get("ServerSideEncryption") or "")
     if (
@@ -88,7 +98,9 @@ def _check_etag(response: dict[str, Any], digest: bytes, subject: str) -> None:
             f"{subject}: the store received bytes with MD5 {etag}, datamove sent "
             f"{digest.hex()}: they were damaged on the way; re-run the sync to "
             "write them again, and if it persists check the network path (a "
-            "proxy or gateway rewriting uploads)"
+            "proxy or gateway rewriting uploads); if this store's ETags are not "
+            f"MD5 digests (MinIO with SSE-S3, some gateways), set "
+            f"{ETAG_CHECK_VARIABLE}=off"
         )
 
 

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 import pytest
+from botocore.exceptions import FlexibleChecksumError
 
 from datamove.checksum import crc32c_of
 from datamove.errors import ChecksumMismatchError, PermanentStorageError, UsageError
@@ -265,6 +266,26 @@ def test_damaged_bytes_are_rejected_or_detected(any_bucket: Bucket, size: int) -
     assert stored != data and len(stored) == len(data)
     # The comparison after upload is what catches it on these servers.
     assert adapter.reported_crc32c(head) == crc32c_of([stored]) != crc32c_of([data])
+
+
+def test_the_etag_check_can_be_turned_off(
+    s3_bucket: Bucket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # For stores whose plain ETags are not MD5 digests (MinIO with SSE-S3).
+    # It costs the guard against a store that ignores Content-MD5 and the
+    # CRC32C header, as moto does: only verify --deep, which reads the bytes
+    # back, would find the damage then.
+    monkeypatch.setenv("DATAMOVE_S3_ETAG_CHECK", "off")
+    _, error, _ = _damaged_upload(s3_bucket, 1000)
+    assert error is None
+    with pytest.raises(FlexibleChecksumError):  # read back, the damage shows
+        s3_bucket.fs.cat(s3_bucket.path("x"))
+
+
+def test_an_etag_mismatch_names_the_switch(s3_bucket: Bucket) -> None:
+    _, error, _ = _damaged_upload(s3_bucket, 1000)
+    assert error is not None and classify(error) is ChecksumMismatchError
+    assert "DATAMOVE_S3_ETAG_CHECK=off" in str(error)
 
 
 # Interrupted uploads.
