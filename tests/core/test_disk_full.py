@@ -148,8 +148,10 @@ def test_disk_full_mid_sync_fails_clearly_and_resumes(
     assert error.exit_code == 1
     report = error.report  # type: ignore[attr-defined]
     assert report.units_written == 1 and report.units_failed >= 1
-    # Every later unit failed at its first shard: nothing unrecorded at all.
+    # Every later unit failed at its first shard: nothing unrecorded at all,
+    # and each failed unit discarded its open shard's hidden partial file.
     assert _unrecorded_shards(dest) == []
+    assert _partial_files(dest) == []
     assert not (dest / "_datamove" / "manifest.json").exists()
     kept = _recorded(dest)
     assert kept
@@ -161,8 +163,6 @@ def test_disk_full_mid_sync_fails_clearly_and_resumes(
     assert resumed.units_written == report.units_failed
     assert resumed.shards_skipped == len(kept)
     assert datamove.verify(str(dest), deep=True).ok
-    # A unit that fails in its last flush leaves its hidden partial file
-    # (see docs/reliability.md, "Not yet covered"); the next run deletes it.
     assert _partial_files(dest) == [] and _unrecorded_shards(dest) == []
     assert read_rows(dest).num_rows == 18_000
 
