@@ -13,16 +13,20 @@ them, raw and in its URL-, JSON-, hex- and base64-encoded forms, in:
   not the level is enabled, with the text of any exception attached;
 - every :class:`~datamove.errors.DatamoveError` raised, caught or not;
 - every report, receipt, manifest, status and lease record datamove builds;
-- the captured output (stdout, stderr, log) of every test;
+- the captured output (stdout, stderr, log) of every test, and the output
+  of every ``subprocess.run`` a test captures (the CLI's messages);
+- every message asked of a ``datamove`` logger in the Python processes the
+  session starts (CLI subprocesses, Dask workers, emulators): the guard
+  puts ``tests/guard_site`` first on ``PYTHONPATH``, whose
+  ``sitecustomize`` records those calls in a folder named by
+  ``DATAMOVE_GUARD_CHILD_LOGS``, read at the end;
 - at the end, the state and report files (``_datamove/``, run reports,
   quarantine files) under the session's temporary directory, and, just
   before each emulator of ``tests/servers.py`` stops, the state objects in
   all of its buckets and the emulator's request log.
 
 A finding names the secret and where it was seen, never the secret itself.
-Any finding turns the session's exit status into a failure. Out of reach:
-what Dask worker processes and CLI subprocesses log (their files at the
-destination are still scanned).
+Any finding turns the session's exit status into a failure.
 
 Registered from ``tests/conftest.py`` (``pytest_plugins``); run it on another
 session with ``-p tests.secrets_guard``.
@@ -38,7 +42,10 @@ import json
 import logging
 import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
@@ -50,6 +57,9 @@ from typing import Any
 import pytest
 
 EXTRA_ENV = "DATAMOVE_GUARD_SECRETS"
+CHILD_LOGS_ENV = "DATAMOVE_GUARD_CHILD_LOGS"
+TEST_ENV = "DATAMOVE_GUARD_TEST"
+GUARD_SITE = Path(__file__).resolve().parent / "guard_site"
 # Module-level constants with these words in their name hold secrets.
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|KEY_TEXT")
 MIN_LENGTH = 8
@@ -213,6 +223,8 @@ class SecretsGuard:
         self._watch_logging()
         self._watch_errors()
         self._watch_records()
+        self._watch_subprocesses()
+        self._watch_children()
         from tests import servers
 
         servers.before_server_stops(self.harvest_server)
@@ -273,6 +285,55 @@ class SecretsGuard:
                 text += f"\n{type(error).__name__}: {error}"
         where = f"log record of {name} ({self.current})"
         self.scanner.scan(text, where, "log call")
+
+    def _watch_subprocesses(self) -> None:
+        """Scan what each ``subprocess.run`` captured (stdout and stderr)."""
+        guard = self
+        original = subprocess.run
+
+        @functools.wraps(original)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)
+            command = result.args
+            program = command[0] if isinstance(command, list | tuple) else command
+            where = f"output of subprocess {Path(str(program)).name} ({guard.current})"
+            for stream in (result.stdout, result.stderr):
+                if isinstance(stream, bytes):
+                    stream = stream.decode(errors="replace")
+                if isinstance(stream, str) and stream:
+                    guard.scanner.scan(stream, where, "subprocess output")
+            return result
+
+        self._patch(subprocess, "run", run)
+
+    def _watch_children(self) -> None:
+        """Have every Python child record its datamove log calls (guard_site)."""
+        self.child_logs = Path(tempfile.mkdtemp(prefix="datamove-guard-"))
+        saved = {name: os.environ.get(name) for name in (CHILD_LOGS_ENV, "PYTHONPATH")}
+        os.environ[CHILD_LOGS_ENV] = str(self.child_logs)
+        paths = [str(GUARD_SITE), *filter(None, [saved["PYTHONPATH"]])]
+        os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+
+        def restore() -> None:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+            shutil.rmtree(self.child_logs, ignore_errors=True)
+
+        self._restore.append(restore)
+
+    def scan_child_logs(self) -> None:
+        for path in sorted(self.child_logs.glob("*.log")):
+            try:
+                text = path.read_text(errors="replace")
+            except OSError:
+                continue
+            if text:
+                header = text.partition("\n")[0].removeprefix("# ")
+                where = f"log call in child process {path.stem}, {header}"
+                self.scanner.scan(text, where, "child process log")
 
     def _watch_errors(self) -> None:
         from datamove.errors import DatamoveError
@@ -368,8 +429,10 @@ class SecretsGuard:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Iterable[None]:
         self.current = item.nodeid
+        os.environ[TEST_ENV] = item.nodeid  # for the processes it starts
         yield
         self.current = "session"
+        os.environ.pop(TEST_ENV, None)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # Captured output only: a failure's text shows the test's own
@@ -383,6 +446,7 @@ class SecretsGuard:
         basetemp = getattr(factory, "_basetemp", None)
         if basetemp is not None and Path(basetemp).exists():
             self.scan_files(Path(basetemp))
+        self.scan_child_logs()
         if self.scanner.findings:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

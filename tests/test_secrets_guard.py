@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import urllib.parse
 from pathlib import Path
 
@@ -94,6 +96,19 @@ def test_raises_it_and_catches_it() -> None:
 def test_puts_it_in_a_report() -> None:
     SyncReport(status="ok", source="src", dest="dst", run_id="r",
                extra={{"options": SECRET}})
+
+
+def test_a_child_process_logs_it_at_a_level_that_is_off() -> None:
+    import subprocess, sys
+    code = ("import logging; "
+            f"logging.getLogger('datamove.child').debug('k=%s', {{SECRET!r}})")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_subprocess_prints_it() -> None:
+    import subprocess, sys
+    code = f"import sys; sys.stderr.write({{SECRET!r}})"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 '''
 
 CLEAN_TESTS = """
@@ -126,12 +141,15 @@ def test_a_session_that_leaks_a_secret_fails(
     result = _run(pytester, LEAKY_TESTS)
     output = result.stdout.str()
     # Every test passed, yet the session fails because of the leaks.
-    assert "4 passed" in output
+    assert "6 passed" in output
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert "secrets guard: " in output
     assert "log record of datamove.planted" in output
     assert "StorageError message" in output
     assert "SyncReport" in output
+    assert "log call in child process" in output
+    assert "started during test_inner.py::test_a_child_process_logs_it" in output
+    assert "output of subprocess python" in output
     # A test module's constant named like a secret is guarded without being
     # listed anywhere.
     assert "test_inner.API_TOKEN in log record" in output
@@ -161,3 +179,25 @@ def test_guard_keeps_log_output_and_caller_unchanged(
     assert [r.getMessage() for r in caplog.records] == ["shown 1"]
     # The record points at this file, not at the guard's wrapper.
     assert caplog.records[0].pathname == __file__
+
+
+def test_child_processes_record_datamove_log_calls(
+    request: pytest.FixtureRequest,
+) -> None:
+    guard = request.config.pluginmanager.get_plugin("datamove-secrets-guard")
+    assert isinstance(guard, secrets_guard.SecretsGuard)
+    code = (
+        "import logging\n"
+        f"logging.getLogger('datamove.selftest').debug('marker %s', {PLANTED!r})\n"
+        "logging.getLogger('other').warning('not datamove %s', 'x')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stderr == "not datamove x\n"  # output unchanged
+    logs = [path.read_text() for path in guard.child_logs.glob("*.log")]
+    recorded = [text for text in logs if PLANTED in text]
+    assert len(recorded) == 1
+    assert f"datamove.selftest: marker {PLANTED}" in recorded[0]
+    assert "not datamove" not in recorded[0]
+    assert recorded[0].startswith(f"# started during {request.node.nodeid}")
