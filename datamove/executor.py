@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
@@ -256,6 +257,71 @@ class DaskExecutor:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class ClusterWarmup:
+    """An embedded cluster started while the run is still planning.
+
+    Starting worker processes takes one to two seconds, spent waiting on the
+    children's imports. Planning calls :meth:`start` once it knows that new
+    or changed input will be written (never for a plan with nothing to do),
+    the cluster starts in a background thread while sampling goes on, and
+    :meth:`take` hands it to the run. A cluster that is not taken is closed
+    by :meth:`close`. Only the embedded cluster is warmed: with a client, a
+    scheduler or ``workers=1`` this does nothing.
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        client: Any = None,
+        scheduler: str | None = None,
+        *,
+        shard_size: int,
+        enabled: bool = True,
+    ) -> None:
+        scheduler = scheduler or os.environ.get(SCHEDULER_ENV) or None
+        self._enabled = enabled and client is None and not scheduler and workers != 1
+        self._workers = workers
+        self._shard_size = shard_size
+        self._thread: threading.Thread | None = None
+        self._executor: DaskExecutor | None = None
+
+    def start(self, changed: Sequence[Any]) -> None:
+        """Start the cluster if ``changed`` files will need more than one unit."""
+        if not self._enabled or self._thread is not None:
+            return
+        if sum(int(getattr(file, "size", 0)) for file in changed) <= self._shard_size:
+            return  # likely a single unit, which runs in this process
+
+        def run() -> None:
+            try:
+                self._executor = DaskExecutor(workers=self._workers)
+            except Exception as error:  # make_executor tries again and reports
+                log.debug("executor: warm start failed (%s)", type(error).__name__)
+
+        self._thread = threading.Thread(target=run, name="datamove-warmup", daemon=True)
+        self._thread.start()
+        log.debug("executor: starting the embedded cluster while planning")
+
+    def take(self, units: int) -> DaskExecutor | None:
+        """The warm cluster for a plan of ``units`` units, or None."""
+        if self._thread is None:
+            return None
+        self._thread.join()
+        executor, self._executor, self._thread = self._executor, None, None
+        if executor is not None and units <= 1:
+            executor.close()  # a single unit runs in this process
+            return None
+        return executor
+
+    def close(self) -> None:
+        """Close a cluster that was started but not taken."""
+        if self._thread is not None:
+            self._thread.join()
+        if self._executor is not None:
+            self._executor.close()
+        self._executor, self._thread = None, None
 
 
 def make_executor(

@@ -50,7 +50,7 @@ from datamove.bandwidth import (
 )
 from datamove.errors import DatamoveError, SyncFailedError, UsageError
 from datamove.estimate import Estimate, compare, estimate_plan
-from datamove.executor import make_executor
+from datamove.executor import ClusterWarmup, make_executor
 from datamove.formats import FILES, Piece, head_rows
 from datamove.inventory import STATE_DIR
 from datamove.lease import Lease
@@ -312,126 +312,143 @@ def sync(
             raise UsageError("--pseudonym-map needs --anonymize with hashed columns")
         check_pseudonym_map_url(pseudonym_map, force=force_pseudonym_map)
     extra = {"anonymize": anonymizer.receipt_fields()} if anonymizer else None
-    planned = plan_sync(
-        src, dst, resolved, extra_config=extra, group_key=_group_key(tiering)
+    # Worker processes start while the source is sampled, once it is known
+    # that something will be written.
+    warmup = ClusterWarmup(
+        workers, client, scheduler, shard_size=resolved.shard_size, enabled=not dry_run
     )
-    if anonymizer is not None:
-        _check_policy(anonymizer, src, planned)
-    log.info(
-        "%s: plan: %d units to write, %d kept, %d obsolete, %d orphans",
-        dst.url,
-        len(planned.to_write),
-        len(planned.to_keep),
-        len(planned.to_delete),
-        len(planned.orphans),
-    )
-
-    base: dict[str, Any] = {
-        "source": src.url,
-        "dest": dst.url,
-        "run_id": planned.run_id,
-        "shards_skipped": sum(len(r.shards) for r in planned.to_keep),
-    }
-    if dry_run:
-        return SyncReport(status="dry-run", plan=planned.summary(), **base)
-    if planned.is_noop:
-        log.info("%s: up to date, nothing to do", dst.url)
-        return SyncReport(status="noop", duration_s=_since(started), **base)
-
-    _check_writable(dst, planned.run_id)
-    with Lease(dst, planned.run_id, wait=lease_wait) as lease:
-        if lease.contended:
-            # Another run wrote here while this one waited: decide afresh.
-            planned = plan_sync(
-                src,
-                dst,
-                resolved,
-                extra_config=extra,
-                run_id=planned.run_id,
-                group_key=_group_key(tiering),
-            )
-            if planned.is_noop:
-                return SyncReport(status="noop", duration_s=_since(started), **base)
-        write_json(
-            dst,
-            f"{JOURNAL}/{planned.run_id}.json",
-            {"run_id": planned.run_id, "units": [u.unit_id for u in planned.to_write]},
-        )
-        estimate = _estimate(planned, resolved, limit)
-        outcomes, description, transfer = _execute(
-            planned,
+    try:
+        planned = plan_sync(
             src,
             dst,
             resolved,
-            workers,
-            scheduler,
-            client,
-            progress,
-            anonymizer,
-            tiering,
-            limit,
-            pseudonym_map,
+            extra_config=extra,
+            group_key=_group_key(tiering),
+            on_changes=warmup.start,
         )
-        receipts = [o.receipt for o in outcomes if o.receipt is not None]
-        base["workers"] = tuple(sorted({o.worker for o in outcomes}))
-        failures = [o for o in outcomes if o.receipt is None]
         if anonymizer is not None:
-            base["extra"] = _anonymization_report(anonymizer, outcomes)
-        if transfer is not None:
-            base.setdefault("extra", {})["transfer"] = transfer
-        written = _totals(receipts)
-        if failures:
+            _check_policy(anonymizer, src, planned)
+        log.info(
+            "%s: plan: %d units to write, %d kept, %d obsolete, %d orphans",
+            dst.url,
+            len(planned.to_write),
+            len(planned.to_keep),
+            len(planned.to_delete),
+            len(planned.orphans),
+        )
+
+        base: dict[str, Any] = {
+            "source": src.url,
+            "dest": dst.url,
+            "run_id": planned.run_id,
+            "shards_skipped": sum(len(r.shards) for r in planned.to_keep),
+        }
+        if dry_run:
+            return SyncReport(status="dry-run", plan=planned.summary(), **base)
+        if planned.is_noop:
+            log.info("%s: up to date, nothing to do", dst.url)
+            return SyncReport(status="noop", duration_s=_since(started), **base)
+
+        _check_writable(dst, planned.run_id)
+        with Lease(dst, planned.run_id, wait=lease_wait) as lease:
+            if lease.contended:
+                # Another run wrote here while this one waited: decide afresh.
+                planned = plan_sync(
+                    src,
+                    dst,
+                    resolved,
+                    extra_config=extra,
+                    run_id=planned.run_id,
+                    group_key=_group_key(tiering),
+                )
+                if planned.is_noop:
+                    return SyncReport(status="noop", duration_s=_since(started), **base)
+            write_json(
+                dst,
+                f"{JOURNAL}/{planned.run_id}.json",
+                {
+                    "run_id": planned.run_id,
+                    "units": [u.unit_id for u in planned.to_write],
+                },
+            )
+            estimate = _estimate(planned, resolved, limit)
+            outcomes, description, transfer = _execute(
+                planned,
+                src,
+                dst,
+                resolved,
+                workers,
+                scheduler,
+                client,
+                progress,
+                anonymizer,
+                tiering,
+                limit,
+                pseudonym_map,
+                warmup,
+            )
+            receipts = [o.receipt for o in outcomes if o.receipt is not None]
+            base["workers"] = tuple(sorted({o.worker for o in outcomes}))
+            failures = [o for o in outcomes if o.receipt is None]
+            if anonymizer is not None:
+                base["extra"] = _anonymization_report(anonymizer, outcomes)
+            if transfer is not None:
+                base.setdefault("extra", {})["transfer"] = transfer
+            written = _totals(receipts)
+            if failures:
+                report = SyncReport(
+                    status="failed",
+                    units_written=len(receipts),
+                    units_failed=len(failures),
+                    failed=tuple(
+                        {"unit": f.unit_id, "piece": f.piece, "error": f.error or ""}
+                        for f in failures
+                    ),
+                    duration_s=_since(started),
+                    executor=description,
+                    **written,
+                    **base,
+                )
+                error = SyncFailedError(
+                    f"{len(failures)} of {len(planned.to_write)} units failed; first: "
+                    f"{failures[0].error}. Finished units are kept: fix the cause and "
+                    "re-run to resume",
+                    failed=[f.piece for f in failures],
+                )
+                report = _with_estimate(report, estimate)
+                _record_run(dst, planned.run_id, report)
+                error.report = report  # type: ignore[attr-defined]
+                if all(f.exit_code == 2 for f in failures):
+                    error.exit_code = 2
+                raise error
+
+            written_schema = (
+                anonymizer.output_schema(planned.schema) if anonymizer else None
+            )
+            deleted = _commit(planned, dst, receipts, written_schema, tiering)
             report = SyncReport(
-                status="failed",
+                status="ok",
                 units_written=len(receipts),
-                units_failed=len(failures),
-                failed=tuple(
-                    {"unit": f.unit_id, "piece": f.piece, "error": f.error or ""}
-                    for f in failures
-                ),
+                shards_deleted=deleted,
                 duration_s=_since(started),
                 executor=description,
                 **written,
                 **base,
             )
-            error = SyncFailedError(
-                f"{len(failures)} of {len(planned.to_write)} units failed; first: "
-                f"{failures[0].error}. Finished units are kept: fix the cause and "
-                "re-run to resume",
-                failed=[f.piece for f in failures],
-            )
             report = _with_estimate(report, estimate)
-            _record_run(dst, planned.run_id, report)
-            error.report = report  # type: ignore[attr-defined]
-            if all(f.exit_code == 2 for f in failures):
-                error.exit_code = 2
-            raise error
-
-        written_schema = (
-            anonymizer.output_schema(planned.schema) if anonymizer else None
-        )
-        deleted = _commit(planned, dst, receipts, written_schema, tiering)
-        report = SyncReport(
-            status="ok",
-            units_written=len(receipts),
-            shards_deleted=deleted,
-            duration_s=_since(started),
-            executor=description,
-            **written,
-            **base,
-        )
-        report = _with_estimate(report, estimate)
-        write_json(dst, f"{RUNS}/{planned.run_id}.json", report.to_dict())
-        log.info(
-            "%s: wrote %d rows in %d shards, kept %d, deleted %d (%.1fs)",
-            dst.url,
-            report.rows_written,
-            report.shards_written,
-            report.shards_skipped,
-            deleted,
-            report.duration_s,
-        )
-        return report
+            write_json(dst, f"{RUNS}/{planned.run_id}.json", report.to_dict())
+            log.info(
+                "%s: wrote %d rows in %d shards, kept %d, deleted %d (%.1fs)",
+                dst.url,
+                report.rows_written,
+                report.shards_written,
+                report.shards_skipped,
+                deleted,
+                report.duration_s,
+            )
+            return report
+    finally:
+        warmup.close()
 
 
 def _group_key(tiering: SyncTiering | None) -> GroupKey | None:
@@ -530,6 +547,7 @@ def _execute(
     tiering: SyncTiering | None = None,
     limit: BandwidthLimit = NO_LIMIT,
     pseudonym_map: str | None = None,
+    warmup: ClusterWarmup | None = None,
 ) -> tuple[list[UnitOutcome], str, dict[str, Any] | None]:
     job = ShardJob(
         source=src,
@@ -544,7 +562,8 @@ def _execute(
     outcomes: list[UnitOutcome] = []
     if not planned.to_write:
         return outcomes, "none", None
-    executor = make_executor(len(planned.to_write), client, scheduler, workers)
+    warm = warmup.take(len(planned.to_write)) if warmup is not None else None
+    executor = warm or make_executor(len(planned.to_write), client, scheduler, workers)
     # Each slot that can run a unit at once gets its share of --bwlimit.
     slots = min(executor.slots, len(planned.to_write))
     if not limit.unlimited:

@@ -20,6 +20,7 @@ import math
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -466,10 +467,26 @@ class Survey:
     options: SyncOptions
 
 
+ChangesCallback = Callable[[Sequence[SourceFile]], None]
+"""Told, before sampling starts, which files are new or changed since the
+manifest (each of them will be written): the orchestrator starts its cluster
+then, while sampling goes on."""
+
+SAMPLING_THREADS_LOCAL = 4
+SAMPLING_THREADS_REMOTE = 16
+"""Files sampled at once: parsing releases the GIL, and remote reads wait."""
+
+
 def survey_source(
-    source: Location, options: SyncOptions, manifest: Manifest | None = None
+    source: Location,
+    options: SyncOptions,
+    manifest: Manifest | None = None,
+    on_changes: ChangesCallback | None = None,
 ) -> Survey:
     """Inventory and sample a source, reusing what ``manifest`` cached.
+
+    Files are sampled in parallel threads; a failure is reported for the
+    first failing file in inventory order, as a serial pass would.
 
     Raises:
         InputError: a file cannot be sampled.
@@ -494,19 +511,37 @@ def survey_source(
         )
     if options.format == FILES:
         # Files are copied as bytes: nothing to sample, one fixed schema.
+        if on_changes is not None and manifest is None and inventory.files:
+            on_changes(inventory.files)
         return Survey(inventory, {}, FILE_SCHEMA, _state_digest(options), options)
     overrides = options.column_type_map
     state_digest = _state_digest(options)
-    cached = _cached_states(manifest)
+    recorded = _cached_states(manifest)
+    cached = recorded
     if manifest is not None and manifest.extra.get("state_digest") != state_digest:
         cached = {}
-    states: dict[str, FileState] = {}
-    for file in inventory.files:
-        previous = cached.get(file.relpath)
-        if previous is not None and dict(previous.fingerprint) == file.fingerprint:
-            states[file.relpath] = previous
-        else:
-            states[file.relpath] = _file_state(source, file, options, overrides)
+
+    def unchanged(file: SourceFile, states: Mapping[str, FileState]) -> bool:
+        previous = states.get(file.relpath)
+        return previous is not None and dict(previous.fingerprint) == file.fingerprint
+
+    if on_changes is not None:
+        changed = [file for file in inventory.files if not unchanged(file, recorded)]
+        if changed:
+            on_changes(changed)
+    states: dict[str, FileState] = {
+        file.relpath: cached[file.relpath]
+        for file in inventory.files
+        if unchanged(file, cached)
+    }
+    to_sample = [file for file in inventory.files if file.relpath not in states]
+    threads = SAMPLING_THREADS_LOCAL if source.is_local else SAMPLING_THREADS_REMOTE
+    sampled = _in_threads(
+        lambda file: _file_state(source, file, options, overrides), to_sample, threads
+    )
+    states.update(
+        (file.relpath, state) for file, state in zip(to_sample, sampled, strict=True)
+    )
     schema = unify(
         [
             FileSchema(
@@ -517,6 +552,30 @@ def survey_source(
         overrides,
     )
     return Survey(inventory, states, schema, state_digest, options)
+
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def _in_threads(
+    work: Callable[[Item], Result], items: Sequence[Item], threads: int
+) -> list[Result]:
+    """``[work(item) for item in items]`` on up to ``threads`` threads.
+
+    Raises the exception of the first failing item in order, after
+    cancelling what has not started.
+    """
+    if len(items) <= 1 or threads <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(min(threads, len(items)), "datamove-sample") as pool:
+        futures = [pool.submit(work, item) for item in items]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def _only_untabular(inventory: Inventory) -> bool:
@@ -533,6 +592,7 @@ def plan_sync(
     extra_config: Mapping[str, Any] | None = None,
     run_id: str | None = None,
     group_key: GroupKey | None = None,
+    on_changes: ChangesCallback | None = None,
 ) -> Plan:
     """Decide what a sync from ``source`` to ``dest`` must do.
 
@@ -540,7 +600,8 @@ def plan_sync(
     every shard obsolete (the anonymization policy goes there).
     ``group_key`` maps a small table file to the key of the files it may
     share a unit with, or None to keep it alone (tiering keeps files of
-    different tiers apart this way).
+    different tiers apart this way). ``on_changes`` is told which source
+    files are new or changed before they are sampled.
 
     Raises:
         UsageError: the source and destination overlap, or an option is wrong.
@@ -549,7 +610,7 @@ def plan_sync(
     """
     _check_overlap(source, dest)
     manifest = _reading(dest, lambda: read_manifest(dest))
-    survey = survey_source(source, options, manifest)
+    survey = survey_source(source, options, manifest, on_changes)
     inventory, states, source_schema = survey.inventory, survey.files, survey.schema
     options = survey.options
     missing = [name for name in options.partition_by if name not in source_schema.names]

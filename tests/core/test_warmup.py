@@ -1,0 +1,103 @@
+"""The embedded cluster starts while planning, only when there is work."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+import datamove
+from datamove import executor as executor_module
+from tests.core.helpers import read_rows, write_csv
+
+SHARD = "64KiB"
+WARM = "starting the embedded cluster while planning"
+
+
+class _Recorded(executor_module.DaskExecutor):
+    """A real DaskExecutor that remembers being made and closed."""
+
+    made: ClassVar[list[_Recorded]] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.closed = False
+        _Recorded.made.append(self)
+
+    def close(self) -> None:
+        self.closed = True
+        super().close()
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> list[_Recorded]:
+    _Recorded.made = []
+    monkeypatch.setattr(executor_module, "DaskExecutor", _Recorded)
+    return _Recorded.made
+
+
+def _source(root: Path, files: int = 2, rows: int = 6_000) -> Path:
+    for index in range(files):
+        write_csv(root / f"part-{index}.csv", rows, seed=index, start=index * rows)
+    return root
+
+
+@pytest.mark.slow
+def test_a_sync_with_work_starts_its_cluster_while_planning(
+    tmp_path: Path, recorded: list[_Recorded], caplog: pytest.LogCaptureFixture
+) -> None:
+    source, dest = _source(tmp_path / "src"), tmp_path / "dst"
+    with caplog.at_level(logging.DEBUG, logger="datamove"):
+        report = datamove.sync(str(source), str(dest), shard_size=SHARD, workers=2)
+    messages = [record.getMessage() for record in caplog.records]
+    warm = messages.index("executor: " + WARM)
+    planned = next(i for i, m in enumerate(messages) if ": plan: " in m)
+    assert warm < planned  # started before the plan was complete
+    assert report.status == "ok" and report.units_written > 1
+    assert report.executor == "embedded dask cluster of 2 worker processes"
+    # One cluster, the warm one, used for the run and closed after it.
+    assert len(recorded) == 1 and recorded[0].closed
+    assert read_rows(dest).num_rows == 12_000
+    assert datamove.verify(str(dest), deep=True).ok
+
+    # Nothing changed: no cluster at all.
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="datamove"):
+        again = datamove.sync(str(source), str(dest), shard_size=SHARD, workers=2)
+    assert again.status == "noop"
+    assert len(recorded) == 1
+    assert not any(WARM in record.getMessage() for record in caplog.records)
+
+
+def test_a_change_of_one_unit_runs_in_process_without_a_cluster(
+    tmp_path: Path, recorded: list[_Recorded]
+) -> None:
+    source, dest = _source(tmp_path / "src", rows=500), tmp_path / "dst"
+    datamove.sync(str(source), str(dest), shard_size="1MiB", workers=1)
+    write_csv(source / "part-1.csv", 600, seed=7, start=500)
+    report = datamove.sync(str(source), str(dest), shard_size="1MiB", workers=2)
+    assert report.units_written == 1
+    assert report.executor == "in-process"
+    assert recorded == []
+
+
+@pytest.mark.slow
+def test_a_plan_that_fails_closes_the_warm_cluster(
+    tmp_path: Path, recorded: list[_Recorded]
+) -> None:
+    source, dest = _source(tmp_path / "src"), tmp_path / "dst"
+    (source / "broken.parquet").write_bytes(b"PAR1" + b"\x00" * 5_000)
+    with pytest.raises(datamove.InputError, match=r"broken\.parquet"):
+        datamove.sync(str(source), str(dest), shard_size=SHARD, workers=2)
+    assert len(recorded) == 1 and recorded[0].closed
+    assert not (dest / "_datamove" / "manifest.json").exists()
+
+
+def test_sampling_in_threads_reports_the_first_failing_file(tmp_path: Path) -> None:
+    source = _source(tmp_path / "src", files=6, rows=50)
+    for name in ("b-broken.parquet", "z-broken.parquet"):
+        (source / name).write_bytes(b"PAR1" + b"\x00" * 100)
+    with pytest.raises(datamove.InputError, match=r"b-broken\.parquet"):
+        datamove.plan(str(source), str(tmp_path / "dst"))
