@@ -9,6 +9,7 @@ the piece consumed, so the shard writer can cut evenly-sized shards.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -575,7 +576,11 @@ def _string_convert(names: tuple[str, ...]) -> pacsv.ConvertOptions:
     )
 
 
-_MARKERS = pa.array(NULL_MARKERS)
+@functools.cache
+def _markers() -> pa.Array:
+    # Built on first use: pyarrow imports pandas (0.2 s) the first time it
+    # converts a Python list, which a no-op run never needs to pay.
+    return pa.array(NULL_MARKERS, type=pa.string())
 
 
 def _convert_column(
@@ -585,7 +590,7 @@ def _convert_column(
     if pa.types.is_string(target) or pa.types.is_large_string(target):
         return values.cast(target), None
     cleaned = pc.if_else(
-        pc.is_in(values, _MARKERS), pa.scalar(None, pa.string()), values
+        pc.is_in(values, _markers()), pa.scalar(None, pa.string()), values
     )
     if pa.types.is_integer(target):
         # "007" casts to 7: a leading zero would be lost, so such a row is bad.
