@@ -1,4 +1,5 @@
-"""The embedded cluster starts while planning, only when there is work."""
+"""The embedded cluster: started while planning, only when there is work, and
+its workers' Arrow allocator."""
 
 from __future__ import annotations
 
@@ -101,3 +102,37 @@ def test_sampling_in_threads_reports_the_first_failing_file(tmp_path: Path) -> N
         (source / name).write_bytes(b"PAR1" + b"\x00" * 100)
     with pytest.raises(datamove.InputError, match=r"b-broken\.parquet"):
         datamove.plan(str(source), str(tmp_path / "dst"))
+
+
+def _backend() -> str:
+    import pyarrow as pa
+
+    return str(pa.default_memory_pool().backend_name)
+
+
+@pytest.mark.slow
+def test_embedded_workers_allocate_through_jemalloc(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    expected = executor_module.worker_environment().get(
+        "ARROW_DEFAULT_MEMORY_POOL", _backend()
+    )
+    with executor_module.DaskExecutor(workers=1) as executor:
+        assert executor.client.submit(_backend, pure=False).result() == expected
+
+
+def test_a_pool_the_user_chose_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", "system")
+    assert executor_module.worker_environment() == {}
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL")
+    import pyarrow as pa
+
+    try:
+        pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        assert executor_module.worker_environment() == {}
+    else:
+        assert executor_module.worker_environment() == {
+            "ARROW_DEFAULT_MEMORY_POOL": "jemalloc"
+        }
