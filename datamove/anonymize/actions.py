@@ -120,7 +120,7 @@ class KeyedHasher:
     def digest_text(self, text: pa.Array) -> np.ndarray:
         """The HMACs of the UTF-8 bytes of each value of a text array, (n, 32).
 
-        A null is hashed as the empty string (callers put nulls back).
+        The digest in a null row means nothing: callers put the nulls back.
         """
         native = _NATIVE if _NATIVE_ENABLED else None
         data_type = text.type
@@ -133,7 +133,9 @@ class KeyedHasher:
         _, offsets, data = text.buffers()
         found = native.hmac_sha256(
             self._subkey,
-            offsets if offsets is not None else b"\x00" * 8,
+            offsets
+            if offsets is not None
+            else bytes(8 * (text.offset + len(text) + 1)),
             data if data is not None else b"",
             text.offset,
             len(text),
