@@ -5,10 +5,13 @@ Run on demand with a count::
     .venv/bin/python -m tests.crash_campaign --kills 50 --seed 7
 
 Each round starts ``datamove sync`` into a local moto S3 server and kills its
-whole process group after a random delay; the next round resumes. After the
-last kill a final run finishes the job, and the dataset must equal an
-uninterrupted run's row for row, with no interrupted multipart uploads,
-no shards the manifest does not list, and a deep verify that passes.
+whole process group after a random delay; the next round resumes. A round
+that finishes before its kill has completed the dataset: the destination is
+then deleted, so that the next kills land in real work again, however fast
+the sync has become. After the last kill a final run finishes the job, and
+the dataset must equal an uninterrupted run's row for row, with no
+interrupted multipart uploads, no shards the manifest does not list, and a
+deep verify that passes.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from tests.servers import moto_s3
 class CampaignResult:
     kills: int
     finished_early: int
+    restarts: int
     rows: int
     expected_rows: int
     leftover_uploads: int
@@ -75,7 +79,7 @@ def run_campaign(kills: int, seed: int, workdir: Path) -> CampaignResult:
         fs.mkdir("campaign")
         url = "s3://campaign/lake"
         options = dict(server.storage_options)
-        done = early = 0
+        done = early = restarts = 0
         while done < kills:
             workers = rng.choice([1, 2])
             process = subprocess.Popen(
@@ -89,6 +93,10 @@ def run_campaign(kills: int, seed: int, workdir: Path) -> CampaignResult:
                 early += 1
                 if early > kills * 3:
                     break
+                if process.returncode == 0:  # complete: start a new chain
+                    fs.rm("campaign/lake", recursive=True)
+                    fs.invalidate_cache()
+                    restarts += 1
             process.wait()
         final = subprocess.run(_command(source, url, options, 2), capture_output=True)
         if final.returncode != 0:
@@ -110,6 +118,7 @@ def run_campaign(kills: int, seed: int, workdir: Path) -> CampaignResult:
     return CampaignResult(
         kills=done,
         finished_early=early,
+        restarts=restarts,
         rows=rows,
         expected_rows=reference.rows_written,
         leftover_uploads=len(uploads),
