@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from datamove.errors import UsageError
+from datamove.inventory import SourceFile
 from datamove.planner import Unit
 from datamove.sharder import ShardJob, UnitOutcome, execute_unit
 
@@ -292,9 +293,10 @@ class ClusterWarmup:
     children's imports. Planning calls :meth:`start` once it knows that new
     or changed input will be written (never for a plan with nothing to do),
     the cluster starts in a background thread while sampling goes on, and
-    :meth:`take` hands it to the run. A cluster that is not taken is closed
-    by :meth:`close`. Only the embedded cluster is warmed: with a client, a
-    scheduler or ``workers=1`` this does nothing.
+    :func:`make_executor` takes it if the plan needs an embedded cluster. A
+    cluster that is not taken is closed by :meth:`close`. Nothing is started
+    where :func:`make_executor` would not start an embedded cluster (a
+    client, a scheduler, ``workers=1``).
     """
 
     def __init__(
@@ -306,18 +308,17 @@ class ClusterWarmup:
         shard_size: int,
         enabled: bool = True,
     ) -> None:
-        scheduler = scheduler or os.environ.get(SCHEDULER_ENV) or None
-        self._enabled = enabled and client is None and not scheduler and workers != 1
+        self._enabled = enabled and _embedded(client, scheduler, workers)
         self._workers = workers
         self._shard_size = shard_size
         self._thread: threading.Thread | None = None
         self._executor: DaskExecutor | None = None
 
-    def start(self, changed: Sequence[Any]) -> None:
+    def start(self, changed: Sequence[SourceFile]) -> None:
         """Start the cluster if ``changed`` files will need more than one unit."""
         if not self._enabled or self._thread is not None:
             return
-        if sum(int(getattr(file, "size", 0)) for file in changed) <= self._shard_size:
+        if sum(file.size for file in changed) <= self._shard_size:
             return  # likely a single unit, which runs in this process
 
         def run() -> None:
@@ -330,24 +331,28 @@ class ClusterWarmup:
         self._thread.start()
         log.debug("executor: starting the embedded cluster while planning")
 
-    def take(self, units: int) -> DaskExecutor | None:
-        """The warm cluster for a plan of ``units`` units, or None."""
-        if self._thread is None:
-            return None
-        self._thread.join()
+    def take(self) -> DaskExecutor | None:
+        """The warm cluster, once started (None if none was or it failed)."""
+        if self._thread is not None:
+            self._thread.join()
         executor, self._executor, self._thread = self._executor, None, None
-        if executor is not None and units <= 1:
-            executor.close()  # a single unit runs in this process
-            return None
         return executor
 
     def close(self) -> None:
         """Close a cluster that was started but not taken."""
-        if self._thread is not None:
-            self._thread.join()
-        if self._executor is not None:
-            self._executor.close()
-        self._executor, self._thread = None, None
+        executor = self.take()
+        if executor is not None:
+            executor.close()
+
+
+def _scheduler_address(scheduler: str | None) -> str | None:
+    return scheduler or os.environ.get(SCHEDULER_ENV) or None
+
+
+def _embedded(client: Any, scheduler: str | None, workers: int | None) -> bool:
+    """Whether :func:`make_executor` runs a plan of several units on an
+    embedded cluster."""
+    return client is None and not _scheduler_address(scheduler) and workers != 1
 
 
 def make_executor(
@@ -355,16 +360,21 @@ def make_executor(
     client: Any = None,
     scheduler: str | None = None,
     workers: int | None = None,
+    warmup: ClusterWarmup | None = None,
 ) -> Executor:
     """The executor for a plan of ``units`` units.
 
     An existing client or scheduler (also from ``DATAMOVE_SCHEDULER``) is
     always used. Otherwise a plan of one unit, or ``workers=1``, runs in this
-    process, and anything larger on an embedded cluster.
+    process, and anything larger on an embedded cluster: the one ``warmup``
+    started, if it did.
     """
-    scheduler = scheduler or os.environ.get(SCHEDULER_ENV) or None
+    scheduler = _scheduler_address(scheduler)
     if client is not None or scheduler:
         return DaskExecutor(client=client, scheduler=scheduler)
+    warm = warmup.take() if warmup is not None else None
     if units <= 1 or workers == 1:
+        if warm is not None:
+            warm.close()
         return SerialExecutor()
-    return DaskExecutor(workers=min(workers or default_workers(), units))
+    return warm or DaskExecutor(workers=min(workers or default_workers(), units))

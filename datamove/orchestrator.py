@@ -562,8 +562,9 @@ def _execute(
     outcomes: list[UnitOutcome] = []
     if not planned.to_write:
         return outcomes, "none", None
-    warm = warmup.take(len(planned.to_write)) if warmup is not None else None
-    executor = warm or make_executor(len(planned.to_write), client, scheduler, workers)
+    executor = make_executor(
+        len(planned.to_write), client, scheduler, workers, warmup=warmup
+    )
     # Each slot that can run a unit at once gets its share of --bwlimit.
     slots = min(executor.slots, len(planned.to_write))
     if not limit.unlimited:
