@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench bench-files bench-noop clean
 
-$(STAMP): pyproject.toml setup.py constraints.txt datamove/anonymize/_native.c
+$(STAMP): pyproject.toml setup.py constraints.txt datamove/anonymize/_native.c datamove/_textscan.c
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 
 from datamove import __version__
+from datamove.cuts import csv_cuts, line_cuts
 from datamove.errors import UsageError
 from datamove.files import (
     BLOB_SUFFIX,
@@ -66,7 +67,6 @@ PARTIAL_NAME = re.compile(
 SHARD_NAME = re.compile(r"-([0-9a-f]{16})-(\d{3,})\.(?:parquet|blob)$")
 DATA_SUFFIXES = (".parquet", BLOB_SUFFIX)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-SCAN_CHUNK = 8 << 20
 # A whole file whose output fills less than 1/SMALL_FILE_SHARE of a shard,
 # and that is less than 1/SMALL_FILE_SHARE of GROUP_INPUT, is grouped with
 # others into units of about one shard and at most GROUP_INPUT of input.
@@ -255,75 +255,6 @@ def _unit_id(file: SourceFile, piece: Piece, digest: str) -> str:
 # --- cutting files into pieces ----------------------------------------------
 
 
-def _csv_cuts(
-    location: Location, path: str, size: int, targets: Sequence[int], quote: bytes
-) -> tuple[tuple[int, int], ...]:
-    """Line starts at or after each target, outside quoted fields.
-
-    Scans the file once, keeping the parity of quote characters so that a
-    newline inside a quoted field is never taken for the end of a row.
-    Returns (offset, line number) pairs; a file whose quotes never balance
-    again after some point is not cut after it.
-    """
-    cuts: list[tuple[int, int]] = []
-    pending = list(targets)
-    parity = 0
-    lines = 1
-    position = 0
-    seeking = False
-    with location.fs.open(path, "rb", block_size=SCAN_CHUNK) as handle:
-        while pending and (chunk := handle.read(SCAN_CHUNK)):
-            index = 0
-            while pending:
-                if not seeking:
-                    target = pending[0] - 1 - position
-                    if target >= len(chunk):
-                        break
-                    target = max(target, index)
-                    parity ^= chunk.count(quote, index, target) & 1
-                    lines += chunk.count(b"\n", index, target)
-                    index, seeking = target, True
-                newline = chunk.find(b"\n", index)
-                if newline < 0:
-                    break
-                parity ^= chunk.count(quote, index, newline) & 1
-                index = newline + 1
-                lines += 1
-                if parity == 0:
-                    cut = position + index
-                    if cut < size:
-                        cuts.append((cut, lines))
-                    while pending and pending[0] - 1 < cut:
-                        pending.pop(0)
-                    seeking = False
-            parity ^= chunk.count(quote, index) & 1
-            lines += chunk.count(b"\n", index)
-            position += len(chunk)
-    return tuple(cuts)
-
-
-def _line_cuts(
-    location: Location, path: str, size: int, targets: Sequence[int]
-) -> tuple[tuple[int, int], ...]:
-    """Line starts at or after each target, for formats without quoting."""
-    cuts: list[tuple[int, int]] = []
-    with location.fs.open(path, "rb", block_size=1 << 20) as handle:
-        for target in targets:
-            if cuts and target <= cuts[-1][0]:
-                continue
-            handle.seek(target - 1)
-            position = target - 1
-            while chunk := handle.read(1 << 20):
-                newline = chunk.find(b"\n")
-                if newline >= 0:
-                    cut = position + newline + 1
-                    if cut < size:
-                        cuts.append((cut, 0))
-                    break
-                position += len(chunk)
-    return tuple(cuts)
-
-
 def _text_cuts(
     location: Location, file: SourceFile, sample: Sample, shard_size: int
 ) -> tuple[tuple[int, int], ...]:
@@ -338,8 +269,8 @@ def _text_cuts(
         return ()
     targets = [unit_input * k for k in range(1, count + 1)]
     if file.format.name == "csv":
-        return _csv_cuts(location, file.path, file.size, targets, b'"')
-    return _line_cuts(location, file.path, file.size, targets)
+        return csv_cuts(location.fs, file.path, file.size, targets, b'"')
+    return line_cuts(location.fs, file.path, file.size, targets)
 
 
 def _part_cuts(sample: Sample, shard_size: int) -> tuple[tuple[int, int], ...]:
