@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from fsspec import AbstractFileSystem
 
 from datamove.errors import BadRowsError, InputError, UsageError
-from datamove.schema import NULL_MARKERS, PATTERNS, infer_text_schema
+from datamove.schema import NULL_MARKERS, PATTERNS, infer_text_schema, marker_array
 
 log = logging.getLogger(__name__)
 
@@ -454,19 +454,33 @@ def _has_quoted_newline(data: bytes, quote: bytes) -> bool:
         position = newline + 1
 
 
+HEADER_BLOCK = 1 << 16
+
+
+def _header_names(data: bytes, fmt: FileFormat, block: int) -> tuple[str, ...]:
+    """The names the CSV reader finds in the first block of ``data``: only
+    as much is parsed as the header needs, a larger block if it is longer."""
+    try:
+        reader = pacsv.open_csv(
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(block_size=block, use_threads=False),
+            parse_options=_parse_options(fmt, newlines_in_values=True, handler=_skip),
+            convert_options=pacsv.ConvertOptions(include_columns=[]),
+        )
+    except pa.ArrowInvalid:
+        if block >= len(data):
+            raise
+        return _header_names(data, fmt, block * 16)
+    return tuple(reader.schema.names) if reader.schema.names else ()
+
+
 def read_header(data: bytes, fmt: FileFormat) -> tuple[str, ...]:
     """Column names from the first line of a CSV/TSV file.
 
     Raises:
         InputError: names are missing or repeated.
     """
-    reader = pacsv.open_csv(
-        pa.BufferReader(data),
-        read_options=pacsv.ReadOptions(block_size=max(len(data), 1 << 16)),
-        parse_options=_parse_options(fmt, newlines_in_values=True, handler=_skip),
-        convert_options=pacsv.ConvertOptions(include_columns=[]),
-    )
-    names = tuple(reader.schema.names) if reader.schema.names else ()
+    names = _header_names(data, fmt, HEADER_BLOCK)
     if not names:
         first = data.split(b"\n", 1)[0].decode("utf-8", "replace")
         names = tuple(
@@ -576,11 +590,14 @@ def _string_convert(names: tuple[str, ...]) -> pacsv.ConvertOptions:
     )
 
 
+# Values with a leading zero that an integer cast would drop ("007", "-01").
+LEADING_ZERO = r"^[+-]*0."
+
+
 @functools.cache
-def _markers() -> pa.Array:
-    # Built on first use: pyarrow imports pandas (0.2 s) the first time it
-    # converts a Python list, which a no-op run never needs to pay.
-    return pa.array(NULL_MARKERS, type=pa.string())
+def _null_string() -> pa.Scalar:
+    # Not pa.scalar(None, ...): see schema.string_array on pandas.
+    return pa.nulls(1, pa.string())[0]
 
 
 def _convert_column(
@@ -589,15 +606,10 @@ def _convert_column(
     """Cast a string column read from text; return it and a mask of bad rows."""
     if pa.types.is_string(target) or pa.types.is_large_string(target):
         return values.cast(target), None
-    cleaned = pc.if_else(
-        pc.is_in(values, _markers()), pa.scalar(None, pa.string()), values
-    )
+    cleaned = pc.if_else(pc.is_in(values, marker_array()), _null_string(), values)
     if pa.types.is_integer(target):
         # "007" casts to 7: a leading zero would be lost, so such a row is bad.
-        stripped = pc.utf8_ltrim(cleaned, characters="+-")
-        lossy = pc.and_(
-            pc.starts_with(stripped, "0"), pc.greater(pc.utf8_length(stripped), 1)
-        )
+        lossy = pc.match_substring_regex(cleaned, LEADING_ZERO)
         if pc.any(lossy).as_py():
             return _slow_convert(cleaned, target, extra_bad=lossy)
     try:
@@ -611,13 +623,16 @@ def _slow_convert(
 ) -> tuple[pa.Array, pa.Array]:
     pattern = PATTERNS.get(target)
     if pattern is not None:
-        good = pc.fill_null(pc.match_substring_regex(cleaned, pattern), True)
+        matched = pc.match_substring_regex(cleaned, pattern)
+        good = pc.or_kleene(matched, pc.is_null(matched))  # nulls are good
     else:
         good = pa.array([_casts(value, target) for value in cleaned.to_pylist()])
     if extra_bad is not None:
-        good = pc.and_(good, pc.invert(pc.fill_null(extra_bad, False)))
+        good = pc.and_(
+            good, pc.invert(pc.and_kleene(extra_bad, pc.is_valid(extra_bad)))
+        )
     bad = pc.invert(good)
-    kept = pc.if_else(good, cleaned, pa.scalar(None, pa.string()))
+    kept = pc.if_else(good, cleaned, _null_string())
     return pc.cast(kept, target), bad
 
 

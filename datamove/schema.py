@@ -12,6 +12,8 @@ and otherwise raises :class:`SchemaConflictError` naming both files.
 from __future__ import annotations
 
 import base64
+import functools
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,31 @@ import pyarrow.compute as pc
 from datamove.errors import SchemaConflictError
 
 NULL_MARKERS = ("", "NA", "N/A", "NULL", "null", "NaN", "nan", "None", "#N/A")
+
+
+def string_array(values: Sequence[str]) -> pa.Array:
+    """``pa.array(values, pa.string())``, built from its buffers.
+
+    The first conversion of a Python list makes pyarrow import pandas to see
+    whether the list is a pandas object: 0.2 s of CPU in every process that
+    does it (the command and each worker), which nothing here needs.
+    """
+    data = [value.encode() for value in values]
+    offsets = [0]
+    for item in data:
+        offsets.append(offsets[-1] + len(item))
+    return pa.Array.from_buffers(
+        pa.string(),
+        len(data),
+        [None, pa.py_buffer(array("i", offsets)), pa.py_buffer(b"".join(data))],
+    )
+
+
+@functools.cache
+def marker_array() -> pa.Array:
+    """:data:`NULL_MARKERS` as an Arrow array (see :func:`string_array`)."""
+    return string_array(NULL_MARKERS)
+
 
 # Patterns applied to every non-null, non-marker value of a sampled column.
 # Integers: at most 18 digits (always fits int64), no leading zero.
@@ -47,21 +74,33 @@ CANDIDATES: tuple[tuple[pa.DataType, str], ...] = (
     (pa.timestamp("us", tz="UTC"), _TSTZ),
 )
 PATTERNS: dict[pa.DataType, str] = dict(CANDIDATES)
+# Values a candidate type is first tried on, before the whole sample.
+SCREEN_VALUES = 1_000
 
 
 def infer_text_column(values: pa.Array | pa.ChunkedArray) -> pa.DataType:
     """The narrowest lossless type for a column of strings read from text."""
     present = pc.drop_null(
-        pc.filter(values, pc.invert(pc.is_in(values, pa.array(NULL_MARKERS))))
+        pc.filter(values, pc.invert(pc.is_in(values, marker_array())))
     )
     if len(present) == 0:
         return pa.string()
+    # Most candidates fail on the first values (a column of names is no
+    # number): screening them there saves a regex pass over the whole sample.
+    head = present.slice(0, SCREEN_VALUES)
     for candidate, pattern in CANDIDATES:
-        if pc.all(pc.match_substring_regex(present, pattern)).as_py():
-            if candidate == pa.float64() and _too_precise(present):
-                return pa.string()
-            return candidate
+        if not _all_match(head, pattern):
+            continue
+        if len(present) > len(head) and not _all_match(present, pattern):
+            continue
+        if candidate == pa.float64() and _too_precise(present):
+            return pa.string()
+        return candidate
     return pa.string()
+
+
+def _all_match(values: pa.Array | pa.ChunkedArray, pattern: str) -> bool:
+    return bool(pc.all(pc.match_substring_regex(values, pattern)).as_py())
 
 
 def _too_precise(values: pa.Array) -> bool:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 import datamove
-from datamove.schema import FileSchema, infer_text_column, unify
+from datamove.formats import BadRows, convert_text_batch
+from datamove.schema import FileSchema, infer_text_column, string_array, unify
 from tests.core.helpers import read_rows
 
 
@@ -31,10 +34,25 @@ from tests.core.helpers import read_rows
         (["NA", ""], pa.string()),
         (["0"], pa.int64()),
         (["007.5"], pa.string()),
+        # Past the values candidates are screened on: the whole sample decides.
+        (["1"] * 1500 + ["x"], pa.string()),
+        (["1"] * 1500 + ["2.5"], pa.float64()),
+        (["NA"] * 1500 + ["true"], pa.bool_()),
     ],
 )
 def test_inference(values: list[str], expected: pa.DataType) -> None:
     assert infer_text_column(pa.array(values)) == expected
+
+
+def test_integer_values_that_would_lose_a_leading_zero_are_bad_rows() -> None:
+    values = ["7", "-0", "0", "+007", "-01", "00", "", "NA", "10", "--0", "0x"]
+    batch = pa.RecordBatch.from_arrays([pa.array(values)], names=["n"])
+    bad = BadRows("skip", "a.csv")
+
+    typed = convert_text_batch(batch, pa.schema([("n", pa.int64())]), bad)
+
+    assert typed.column("n").to_pylist() == [7, 0, 0, None, None, 10]
+    assert bad.count == 5  # +007, -01, 00, --0 and 0x
 
 
 def test_leading_zeros_and_markers_survive_a_sync(tmp_path: Path) -> None:
@@ -122,3 +140,33 @@ def test_value_beyond_sample_that_loses_a_leading_zero_is_a_bad_row(
     assert report.rows_written == 50_000
     quarantined = list((tmp_path / "q").iterdir())
     assert len(quarantined) == 1 and "0042" in quarantined[0].read_text()
+
+
+@pytest.mark.parametrize("values", [[], [""], ["a", "", "é", "日本"], ["x" * 70_000]])
+def test_string_array_is_pa_array(values: list[str]) -> None:
+    assert string_array(values).equals(pa.array(values, pa.string()))
+
+
+def test_a_sync_does_not_import_pandas(tmp_path: Path) -> None:
+    # pyarrow imports pandas (0.2 s, 40 MB) on its first conversion of a
+    # Python value; the sync path must not convert any, in the command or a
+    # worker (a worker runs the same code as this in-process unit).
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.csv").write_text(
+        "id,zip,when,amount,flag,note\n"
+        + "".join(
+            f"{i},0{i % 9000:04d},2024-01-0{1 + i % 9}T10:00:00Z,{i / 4},"
+            f"{'true' if i % 2 else 'false'},{'NA' if i % 7 else 'text'}\n"
+            for i in range(20_000)
+        )
+    )
+    script = (
+        "import sys, datamove\n"
+        f"datamove.sync({str(source)!r}, {str(tmp_path / 'dst')!r}, workers=1)\n"
+        "assert 'pandas' not in sys.modules, 'pandas was imported'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
