@@ -73,6 +73,17 @@ _MISSING_CODES = {
     "404",
     "NotFound",
 }
+# Client-side failures to find or use credentials, raised before any request
+# (botocore, google-auth, azure-identity): permanent, with their own hint.
+_CREDENTIAL_ERRORS = {
+    "NoCredentialsError",
+    "PartialCredentialsError",
+    "CredentialRetrievalError",
+    "NoAuthTokenError",
+    "DefaultCredentialsError",
+    "RefreshError",
+    "CredentialUnavailableError",
+}
 _DENIED_CODES = {
     "AccessDenied",
     "InvalidAccessKeyId",
@@ -220,10 +231,16 @@ def _is_network_failure(exc: BaseException) -> bool:
     return False
 
 
+def _credential_failure(exc: BaseException) -> bool:
+    return any(type(link).__name__ in _CREDENTIAL_ERRORS for link in _chain(exc))
+
+
 def _classify_one(exc: BaseException) -> type[StorageError] | None:
     if isinstance(exc, StorageError):
         return type(exc)
     name = type(exc).__name__
+    if name in _CREDENTIAL_ERRORS:
+        return PermanentStorageError
     if name == "FlexibleChecksumError" or (
         name == "ChecksumError" and "gcsfs" in type(exc).__module__
     ):
@@ -332,6 +349,12 @@ _OS_HINTS = {
 def _hint(kind: type[StorageError], exc: BaseException) -> str:
     if kind in _HINTS:
         return _HINTS[kind]
+    if _credential_failure(exc):
+        return (
+            "no usable credentials for this store; provide them the cloud's "
+            "standard way (environment variables, config file, instance or "
+            "workload identity) or in --dest-options/--source-options"
+        )
     local = _os_error_code(exc)
     if local in _OS_HINTS:
         return _OS_HINTS[local]

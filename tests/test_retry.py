@@ -243,3 +243,40 @@ def test_log_is_thread_safe_and_pickles() -> None:
 def test_policy_rejects_nonsense(arguments: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         RetryPolicy(**arguments)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param("botocore", id="aws"),
+        pytest.param("google", id="gcp"),
+        pytest.param("azure", id="azure"),
+    ],
+)
+def test_missing_credentials_are_permanent_with_their_own_hint(error: str) -> None:
+    failure: Exception
+    if error == "botocore":
+        from botocore.exceptions import NoCredentialsError
+
+        failure = NoCredentialsError()
+    elif error == "google":
+        from google.auth.exceptions import DefaultCredentialsError
+
+        failure = DefaultCredentialsError("no default credentials")
+    else:
+        from azure.identity import CredentialUnavailableError
+
+        failure = CredentialUnavailableError("no credential in the chain")
+    clock = FakeClock()
+    function = _failing([failure])
+
+    with pytest.raises(PermanentStorageError) as caught:
+        call_with_retry(
+            function, operation="read manifest", subject="s3://b", sleep=clock.sleep
+        )
+
+    assert function.calls["count"] == 1
+    assert clock.waits == []
+    message = str(caught.value)
+    assert message.startswith(f"s3://b: read manifest failed ({type(failure).__name__}")
+    assert "no usable credentials" in message
