@@ -22,6 +22,7 @@ import datamove
 from datamove.bandwidth import local_timezone, parse_bwlimit
 from datamove.errors import DatamoveError, SyncFailedError
 from datamove.estimate import estimate_plan, measure_corrections, measure_upload_rate
+from datamove.executor import use_worker_memory_pool
 from datamove.options import MiB, parse_size
 from datamove.orchestrator import Progress
 from datamove.report import SyncReport, VerifyReport
@@ -381,7 +382,20 @@ def main() -> None:
 @click.option("--tier-prices", metavar="YAML", help="Your own price table.")
 @click.option("--tier-region", help="Price region (default: the table's first).")
 @click.option("--access-log-format", help="Force the access log kind.")
-@click.option("--workers", type=int, help="Worker processes (default: one per core).")
+@click.option(
+    "--workers",
+    type=int,
+    help="Units at once: threads, or worker processes of the embedded cluster "
+    "(default: one per core).",
+)
+@click.option(
+    "--cluster-above",
+    default="2GiB",
+    show_default=True,
+    metavar="SIZE",
+    help="Plans with more input run on an embedded Dask cluster of worker "
+    "processes, smaller ones on threads in this process (0: always the cluster).",
+)
 @click.option(
     "--bwlimit",
     metavar="RATE|TIMETABLE",
@@ -407,6 +421,8 @@ def main() -> None:
 def sync(source: str, dest: str, **kwargs: Any) -> None:
     """Shard SOURCE into Parquet at DEST, resuming and skipping unchanged work."""
     _setup_logging(kwargs["verbose"], kwargs["quiet"], kwargs["log_format"])
+    # Small plans convert in this process: give it the workers' allocator.
+    use_worker_memory_pool()
     with _errors():
         values = _option_values(kwargs, dest)
         display = _ProgressDisplay(not kwargs["no_progress"] and not kwargs["quiet"])
@@ -423,6 +439,7 @@ def sync(source: str, dest: str, **kwargs: Any) -> None:
                     ),
                     workers=kwargs["workers"],
                     scheduler=kwargs["scheduler"],
+                    cluster_above=kwargs["cluster_above"],
                     dry_run=kwargs["dry_run"],
                     progress=display.update,
                     anonymize=kwargs["anonymize"],

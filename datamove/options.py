@@ -13,6 +13,7 @@ import pyarrow as pa
 from datamove.errors import UsageError
 
 MiB = 1 << 20
+GiB = 1 << 30
 BadRowsPolicy = Literal["fail", "skip", "quarantine"]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?)(b?)\s*$", re.IGNORECASE)
@@ -36,11 +37,11 @@ _TYPE_ALIASES = {
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 
 
-def parse_size(text: str | int, flag: str = "size") -> int:
+def parse_size(text: str | int, flag: str = "size", zero: bool = False) -> int:
     """Parse ``64MiB``, ``1GB``, ``512k`` or a plain byte count.
 
     Binary (``KiB``) and decimal (``KB``) units are both honoured; a bare
-    letter (``M``) is binary, as in rclone.
+    letter (``M``) is binary, as in rclone. ``0`` is accepted with ``zero``.
     """
     if isinstance(text, int):
         return text
@@ -52,7 +53,7 @@ def parse_size(text: str | int, flag: str = "size") -> int:
     number, prefix, binary, byte = match.groups()
     base = 1024 if binary or not byte else 1000
     value = int(float(number) * base ** _POWERS[prefix.lower()])
-    if value <= 0:
+    if value < 0 or (value == 0 and not zero):
         raise UsageError(f"{flag}: {text!r} must be larger than zero")
     return value
 
@@ -112,6 +113,9 @@ class SyncOptions:
     sample_bytes: int = 4 * MiB
     # --format files: files above this size are stored as objects of their own.
     large_file_size: int = 16 * MiB
+    # Plans with at most this much input run on threads in the command's
+    # process; larger ones on an embedded cluster of worker processes.
+    cluster_above: int = 2 * GiB
     extra: tuple[tuple[str, str], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -135,6 +139,8 @@ class SyncOptions:
             )
         if self.large_file_size < 1:
             raise UsageError("--large-file-size: use a positive size")
+        if self.cluster_above < 0:
+            raise UsageError("--cluster-above: use a size of 0 or more")
 
     @property
     def column_type_map(self) -> dict[str, pa.DataType]:

@@ -113,6 +113,8 @@ def build_options(options: SyncOptions | None = None, **overrides: Any) -> SyncO
             continue
         if name in ("shard_size", "part_size", "sample_bytes", "large_file_size"):
             value = parse_size(value, f"--{name.replace('_', '-')}")
+        elif name == "cluster_above":
+            value = parse_size(value, "--cluster-above", zero=True)
         elif name in ("partition_by", "include", "exclude", "extra", "encryption"):
             value = tuple(value) if not isinstance(value, str) else (value,)
         elif name == "column_types":
@@ -315,7 +317,11 @@ def sync(
     # Worker processes start while the source is sampled, once it is known
     # that something will be written.
     warmup = ClusterWarmup(
-        workers, client, scheduler, shard_size=resolved.shard_size, enabled=not dry_run
+        workers,
+        client,
+        scheduler,
+        cluster_above=resolved.cluster_above,
+        enabled=not dry_run,
     )
     try:
         planned = plan_sync(
@@ -563,7 +569,13 @@ def _execute(
     if not planned.to_write:
         return outcomes, "none", None
     executor = make_executor(
-        len(planned.to_write), client, scheduler, workers, warmup=warmup
+        len(planned.to_write),
+        client,
+        scheduler,
+        workers,
+        warmup=warmup,
+        input_bytes=sum(unit.input_bytes for unit in planned.to_write),
+        cluster_above=options.cluster_above,
     )
     # Each slot that can run a unit at once gets its share of --bwlimit.
     slots = min(executor.slots, len(planned.to_write))

@@ -57,12 +57,21 @@ class CampaignResult:
         )
 
 
+# How a killed run executes: in the command's process one unit at a time, on
+# its threads, or on an embedded cluster of worker processes.
+EXECUTIONS = (
+    ["--workers", "1"],
+    ["--workers", "2"],
+    ["--workers", "2", "--cluster-above", "0"],
+)
+
+
 def _command(
-    source: Path, url: str, options: dict[str, Any], workers: int
+    source: Path, url: str, options: dict[str, Any], execution: list[str]
 ) -> list[str]:
     return [
         sys.executable, "-m", "datamove.cli", "sync", str(source), url,
-        "--dest-options", json.dumps(options), "--workers", str(workers),
+        "--dest-options", json.dumps(options), *execution,
         "--compression", "none", "--shard-size", "6MiB", "--part-size", "5MiB",
         "--no-progress", "-q",
     ]  # fmt: skip
@@ -81,9 +90,9 @@ def run_campaign(kills: int, seed: int, workdir: Path) -> CampaignResult:
         options = dict(server.storage_options)
         done = early = restarts = 0
         while done < kills:
-            workers = rng.choice([1, 2])
+            execution = rng.choice(EXECUTIONS)
             process = subprocess.Popen(
-                _command(source, url, options, workers), start_new_session=True
+                _command(source, url, options, execution), start_new_session=True
             )
             time.sleep(rng.uniform(0.3, 4.0))
             if process.poll() is None:
@@ -98,7 +107,9 @@ def run_campaign(kills: int, seed: int, workdir: Path) -> CampaignResult:
                     fs.invalidate_cache()
                     restarts += 1
             process.wait()
-        final = subprocess.run(_command(source, url, options, 2), capture_output=True)
+        final = subprocess.run(
+            _command(source, url, options, EXECUTIONS[1]), capture_output=True
+        )
         if final.returncode != 0:
             raise RuntimeError(final.stderr.decode(errors="replace"))
         fs.invalidate_cache()

@@ -56,6 +56,9 @@ def test_usage_and_input_errors_exit_2_with_one_clear_line(tmp_path: Path) -> No
     assert "does not exist" in missing.stderr
     bad_size = _run("sync", str(tmp_path), str(tmp_path / "d"), "--shard-size", "lots")
     assert bad_size.returncode == 2 and "--shard-size" in bad_size.stderr
+    for flag, value in (("--shard-size", "0"), ("--cluster-above", "-1GiB")):
+        refused = _run("sync", str(tmp_path), str(tmp_path / "d"), flag, value)
+        assert refused.returncode == 2 and flag in refused.stderr, refused.stderr
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "a.csv").write_text("id,v\n1,2\n2,3,4\n")
     bad_rows = _run(

@@ -16,9 +16,11 @@ from tests.core.helpers import kill_when, parquet_files, read_rows, write_csv
 ARGS = ["--shard-size", "128KiB", "--no-progress", "-q"]
 
 
-def _command(src: Path, dst: Path, workers: int) -> list[str]:
+def _command(
+    src: Path, dst: Path, workers: int, cluster_above: str = "2GiB"
+) -> list[str]:
     cli = [sys.executable, "-m", "datamove.cli", "sync", str(src), str(dst)]
-    return [*cli, *ARGS, "--workers", str(workers)]
+    return [*cli, *ARGS, "--workers", str(workers), "--cluster-above", cluster_above]
 
 
 def _receipts(dst: Path) -> int:
@@ -70,7 +72,7 @@ def test_kill_during_units_then_resume(
     assert not (dst / "_datamove" / "manifest.json").exists()
 
     report = subprocess.run(
-        [*_command(src, dst, 1)[:-2], "--workers", "1", "--json"],
+        [*_command(src, dst, 1), "--json"],
         capture_output=True,
         text=True,
         check=True,
@@ -83,13 +85,20 @@ def test_kill_during_units_then_resume(
 
 
 @pytest.mark.slow
-def test_kill_an_embedded_cluster_mid_run_then_resume(
-    dataset: tuple[Path, Path], tmp_path: Path
+@pytest.mark.parametrize(
+    "cluster_above",
+    [pytest.param("0", id="cluster"), pytest.param("2GiB", id="threads")],
+)
+def test_kill_a_parallel_run_mid_run_then_resume(
+    dataset: tuple[Path, Path], tmp_path: Path, cluster_above: str
 ) -> None:
+    # An embedded cluster of worker processes, or units on threads of the
+    # command: killed with units finished and units running, then resumed.
     src, reference = dataset
     dst = tmp_path / "dst"
-    assert kill_when(_command(src, dst, 2), lambda: _receipts(dst) >= 3)
-    subprocess.run(_command(src, dst, 2), check=True)
+    command = _command(src, dst, 2, cluster_above)
+    assert kill_when(command, lambda: _receipts(dst) >= 3)
+    subprocess.run(command, check=True)
     _assert_clean_and_equal(dst, reference)
 
 

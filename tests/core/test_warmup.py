@@ -1,5 +1,6 @@
-"""The embedded cluster: started while planning, only when there is work, and
-its workers' Arrow allocator."""
+"""Where units run: on threads in this process for small plans, otherwise on
+the embedded cluster, started while planning and only when there is work;
+and the Arrow allocator of both."""
 
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ def test_a_sync_with_work_starts_its_cluster_while_planning(
 ) -> None:
     source, dest = _source(tmp_path / "src"), tmp_path / "dst"
     with caplog.at_level(logging.DEBUG, logger="datamove"):
-        report = datamove.sync(str(source), str(dest), shard_size=SHARD, workers=2)
+        report = datamove.sync(
+            str(source), str(dest), shard_size=SHARD, workers=2, cluster_above=0
+        )
     messages = [record.getMessage() for record in caplog.records]
     warm = messages.index("executor: " + WARM)
     planned = next(i for i, m in enumerate(messages) if ": plan: " in m)
@@ -66,7 +69,9 @@ def test_a_sync_with_work_starts_its_cluster_while_planning(
     # Nothing changed: no cluster at all.
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="datamove"):
-        again = datamove.sync(str(source), str(dest), shard_size=SHARD, workers=2)
+        again = datamove.sync(
+            str(source), str(dest), shard_size=SHARD, workers=2, cluster_above=0
+        )
     assert again.status == "noop"
     assert len(recorded) == 1
     assert not any(WARM in record.getMessage() for record in caplog.records)
@@ -91,9 +96,81 @@ def test_a_plan_that_fails_closes_the_warm_cluster(
     source, dest = _source(tmp_path / "src"), tmp_path / "dst"
     (source / "broken.parquet").write_bytes(b"PAR1" + b"\x00" * 5_000)
     with pytest.raises(datamove.InputError, match=r"broken\.parquet"):
-        datamove.sync(str(source), str(dest), shard_size=SHARD, workers=2)
+        datamove.sync(
+            str(source), str(dest), shard_size=SHARD, workers=2, cluster_above=0
+        )
     assert len(recorded) == 1 and recorded[0].closed
     assert not (dest / "_datamove" / "manifest.json").exists()
+
+
+def test_a_small_plan_runs_on_threads_without_a_cluster(
+    tmp_path: Path, recorded: list[_Recorded], caplog: pytest.LogCaptureFixture
+) -> None:
+    source, dest = _source(tmp_path / "src", files=4), tmp_path / "dst"
+    updates: list[datamove.Progress] = []
+    with caplog.at_level(logging.DEBUG, logger="datamove"):
+        report = datamove.sync(
+            str(source), str(dest), shard_size=SHARD, workers=2, progress=updates.append
+        )
+    assert report.status == "ok" and report.units_written > 2
+    assert report.executor == "2 threads in this process"
+    assert recorded == []
+    assert not any(WARM in record.getMessage() for record in caplog.records)
+    assert read_rows(dest).num_rows == 24_000
+    assert datamove.verify(str(dest), deep=True).ok
+    assert updates[-1].units_done == report.units_written
+
+
+class _Stub:
+    """Stands in for DaskExecutor: records the workers it was asked for."""
+
+    def __init__(self, workers: int | None = None, **_: Any) -> None:
+        self.workers = workers
+
+
+@pytest.mark.parametrize(
+    ("input_bytes", "workers", "kind"),
+    [
+        (1_000, None, executor_module.ThreadExecutor),
+        (1_001, None, _Stub),
+        (1_000, 1, executor_module.SerialExecutor),
+        (5_000, 1, executor_module.SerialExecutor),
+        (1_000, 3, executor_module.ThreadExecutor),
+    ],
+)
+def test_plans_up_to_the_threshold_run_in_this_process(
+    monkeypatch: pytest.MonkeyPatch, input_bytes: int, workers: int | None, kind: type
+) -> None:
+    monkeypatch.setattr(executor_module, "DaskExecutor", _Stub)
+    monkeypatch.setattr(executor_module, "default_workers", lambda: 2)
+    chosen = executor_module.make_executor(
+        4, workers=workers, input_bytes=input_bytes, cluster_above=1_000
+    )
+    assert type(chosen) is kind
+    if isinstance(chosen, executor_module.ThreadExecutor):
+        assert chosen.slots == (workers or 2)
+    if isinstance(chosen, _Stub):
+        assert chosen.workers == 2
+
+
+def test_a_failed_unit_on_threads_leaves_the_others_done(tmp_path: Path) -> None:
+    source, dest = _source(tmp_path / "src", files=3, rows=20_000), tmp_path / "dst"
+    bad = source / "part-1.csv"
+    text = bad.read_text()
+    bad.write_text(text + "oops,,,\n")
+    options: dict[str, Any] = {"shard_size": SHARD, "workers": 2}
+    with pytest.raises(
+        datamove.SyncFailedError, match=r"1 of \d+ units failed"
+    ) as caught:
+        datamove.sync(str(source), str(dest), **options)
+    planned = caught.value.report.units_written + 1  # type: ignore[attr-defined]
+    assert planned > 3
+    bad.write_text(text)
+    again = datamove.sync(str(source), str(dest), **options)
+    # The fixed file's units are written again (its fingerprint changed);
+    # the other files' units, finished on threads beside the failure, are not.
+    assert 1 <= again.units_written < planned - 2
+    assert read_rows(dest).num_rows == 60_000
 
 
 def test_sampling_in_threads_reports_the_first_failing_file(tmp_path: Path) -> None:
@@ -136,3 +213,20 @@ def test_a_pool_the_user_chose_is_left_alone(monkeypatch: pytest.MonkeyPatch) ->
         assert executor_module.worker_environment() == {
             "ARROW_DEFAULT_MEMORY_POOL": "jemalloc"
         }
+
+
+def test_the_command_allocates_like_the_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pyarrow as pa
+
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    before = pa.default_memory_pool()
+    expected = executor_module.worker_environment().get(
+        "ARROW_DEFAULT_MEMORY_POOL", before.backend_name
+    )
+    try:
+        executor_module.use_worker_memory_pool()
+        assert pa.default_memory_pool().backend_name == expected
+    finally:
+        pa.set_memory_pool(before)

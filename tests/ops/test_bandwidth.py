@@ -427,9 +427,16 @@ def test_worker_shares_hold_the_job_cap_on_a_dask_cluster(dask_client: Any) -> N
     "bwlimit" not in inspect.signature(datamove.sync).parameters,
     reason="sync(bwlimit=...) is not wired yet (docs/operations.md)",
 )
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(
+    ("workers", "cluster_above"),
+    [
+        pytest.param(1, None, id="in-process"),
+        pytest.param(2, None, id="threads"),
+        pytest.param(2, 0, id="embedded-cluster"),
+    ],
+)
 def test_sync_under_bwlimit_to_s3_reports_the_effective_rate(
-    tmp_path: Path, s3: S3Bucket, workers: int
+    tmp_path: Path, s3: S3Bucket, workers: int, cluster_above: int | None
 ) -> None:
     src = tmp_path / "src"
     generate_transactions(src, 12_000_000, files=2, seed=1)
@@ -440,6 +447,7 @@ def test_sync_under_bwlimit_to_s3_reports_the_effective_rate(
         dest_options=s3.options,
         shard_size="256KiB",
         workers=workers,
+        cluster_above=cluster_above,
         bwlimit="512KiB",
     )
     transfer = report.extra["transfer"]

@@ -21,7 +21,8 @@ START = datetime(2024, 1, 1)
 
 # A sync then a deep verify. The destination and the shard size are
 # templates, rendered when the task runs; two workers start an embedded Dask
-# cluster inside the task.
+# cluster inside the task (cluster_above=0: the plan is small enough to run
+# on threads otherwise).
 with DAG(
     "datamove_sync",
     schedule=None,
@@ -33,7 +34,11 @@ with DAG(
         source=SOURCE,
         dest=DEST + "/{{ dag.dag_id }}",
         dest_conn_id="datamove_s3",
-        options={"shard_size": "{{ params.shard_size }}", "workers": 2},
+        options={
+            "shard_size": "{{ params.shard_size }}",
+            "workers": 2,
+            "cluster_above": 0,
+        },
         progress_interval=1.0,
     )
     verify = DataMoveVerifyOperator(
