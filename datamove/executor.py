@@ -201,6 +201,23 @@ def worker_environment() -> dict[str, str]:
     return {ARROW_POOL_ENV: "jemalloc"}
 
 
+#: Set by Dask in every worker process it spawns (its ``pre-spawn-environ``),
+#: to give freed memory back to the kernel at once. Setting any of glibc's
+#: malloc tunables also freezes its mmap threshold at 128 KiB, so every read
+#: buffer and zstd workspace of a unit was mapped fresh, faulted in and
+#: unmapped: 1.1 million extra page faults and 3 s more system time on 4 GiB.
+DASK_TRIM_ENV = "MALLOC_TRIM_THRESHOLD_"
+
+
+def _spawn_overrides() -> dict[str, None]:
+    """Dask settings that drop its malloc tuning from the embedded workers.
+
+    The workers then allocate as every other process does (glibc's defaults,
+    Arrow through jemalloc). A value the user exported is still inherited.
+    """
+    return {f"distributed.nanny.pre-spawn-environ.{DASK_TRIM_ENV}": None}
+
+
 def use_worker_memory_pool() -> None:
     """Make this process allocate Arrow buffers as the embedded workers do.
 
@@ -258,15 +275,18 @@ class DaskExecutor:
                 ) from None
             self.description = f"dask cluster at {scheduler}"
         else:
+            import dask
+
             count = workers or default_workers()
-            self._cluster = LocalCluster(
-                n_workers=count,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",
-                silence_logs=logging.WARNING,
-                env=worker_environment(),
-            )
+            with dask.config.set(_spawn_overrides()):
+                self._cluster = LocalCluster(
+                    n_workers=count,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",
+                    silence_logs=logging.WARNING,
+                    env=worker_environment(),
+                )
             self.client = Client(self._cluster)
             self.description = f"embedded dask cluster of {count} worker processes"
         log.info("executor: %s", self.description)

@@ -5,6 +5,7 @@ and the Arrow allocator of both."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -187,16 +188,23 @@ def _backend() -> str:
     return str(pa.default_memory_pool().backend_name)
 
 
+def _malloc_tuning() -> str | None:
+    return os.environ.get(executor_module.DASK_TRIM_ENV)
+
+
 @pytest.mark.slow
-def test_embedded_workers_allocate_through_jemalloc(
+def test_embedded_workers_allocate_through_jemalloc_and_glibc_defaults(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    monkeypatch.delenv(executor_module.DASK_TRIM_ENV, raising=False)
     expected = executor_module.worker_environment().get(
         "ARROW_DEFAULT_MEMORY_POOL", _backend()
     )
     with executor_module.DaskExecutor(workers=1) as executor:
         assert executor.client.submit(_backend, pure=False).result() == expected
+        # Dask's own default would set it to 65536 in every worker it spawns.
+        assert executor.client.submit(_malloc_tuning, pure=False).result() is None
 
 
 def test_a_pool_the_user_chose_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
