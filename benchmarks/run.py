@@ -262,6 +262,7 @@ class RunContext:
     workers: int | None
     s3_endpoint: str | None
     timeout: float
+    cluster_above: str | None = None
 
 
 @dataclass(frozen=True)
@@ -299,6 +300,8 @@ def _datamove_command(ctx: RunContext, dest: str, extra: list[str]) -> list[str]
     command += ["--json", "--no-progress", *extra]
     if ctx.workers:
         command += ["--workers", str(ctx.workers)]
+    if ctx.cluster_above:
+        command += ["--cluster-above", ctx.cluster_above]
     return command
 
 
@@ -886,6 +889,11 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip", default="", help="comma-separated peers to leave out")
     parser.add_argument("--workers", type=int, help="passed to datamove sync --workers")
     parser.add_argument(
+        "--cluster-above",
+        metavar="SIZE",
+        help="passed to datamove sync --cluster-above (0: always the embedded cluster)",
+    )
+    parser.add_argument(
         "--s3", action="store_true", help="also sync to a local moto S3"
     )
     parser.add_argument(
@@ -946,6 +954,7 @@ def run_dataset(
             arguments.workers,
             s3.endpoint if s3 else None,
             arguments.timeout,
+            arguments.cluster_above,
         )
         tries = [run_peer(peer, ctx, s3) for _ in range(arguments.repeat)]
         succeeded = [r for r in tries if r.status == "ok" and r.seconds]
