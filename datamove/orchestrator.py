@@ -25,21 +25,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from datamove import files
-from datamove.anonymize import (
-    Anonymizer,
-    KAnonymityCounter,
-    check_key_fingerprint,
-    check_pseudonym_map_url,
-    flagged_columns,
-    load_key,
-    load_policy,
-    scan_table,
-)
 from datamove.bandwidth import (
     NO_LIMIT,
     BandwidthLimit,
@@ -73,8 +63,13 @@ from datamove.state import (
     write_manifest,
 )
 from datamove.storage import Location
-from datamove.tiering.sync import SyncTiering, classes_for_sync
 from datamove.verify import verify_destination
+
+if TYPE_CHECKING:
+    # Imported where used: a sync without --anonymize or a tier policy loads
+    # neither package (see docs/architecture.md on start-up).
+    from datamove.anonymize import Anonymizer
+    from datamove.tiering.sync import SyncTiering
 
 log = logging.getLogger(__name__)
 
@@ -297,6 +292,8 @@ def sync(
     dst = Location.parse(dest, dest_options)
     tiering = None
     if tier_policy is not None or access_logs:
+        from datamove.tiering.sync import classes_for_sync
+
         # Before planning: sampling the source would move its access times.
         tiering = classes_for_sync(
             src,
@@ -312,6 +309,8 @@ def sync(
     if pseudonym_map:
         if anonymizer is None:
             raise UsageError("--pseudonym-map needs --anonymize with hashed columns")
+        from datamove.anonymize import check_pseudonym_map_url
+
         check_pseudonym_map_url(pseudonym_map, force=force_pseudonym_map)
     extra = {"anonymize": anonymizer.receipt_fields()} if anonymizer else None
     # Worker processes start while the source is sampled, once it is known
@@ -666,6 +665,13 @@ def _anonymizer(policy_url: str, key_source: str | None, dst: Location) -> Anony
         UsageError: the policy or key is invalid, or the destination was
             written with another key (its tokens would not join).
     """
+    from datamove.anonymize import (
+        Anonymizer,
+        check_key_fingerprint,
+        load_key,
+        load_policy,
+    )
+
     policy = load_policy(policy_url)
     key = load_key(key_source) if policy.needs_key else None
     manifest = read_manifest(dst)
@@ -681,6 +687,8 @@ def _check_policy(anonymizer: Anonymizer, src: Location, planned: Plan) -> None:
     Raises:
         UsageError: a flagged column is not covered by the policy.
     """
+    from datamove.anonymize import flagged_columns, scan_table
+
     if planned.packs_files:
         touched = sorted(set(anonymizer.policy.rules) & PACKED_CONTENT)
         if touched:
@@ -743,6 +751,8 @@ def _path_rows(listed: Sequence[tuple[str, int]]) -> pa.Table:
 def _anonymization_report(
     anonymizer: Anonymizer, outcomes: Sequence[UnitOutcome]
 ) -> dict[str, Any]:
+    from datamove.anonymize import KAnonymityCounter
+
     report: dict[str, Any] = {"anonymize": anonymizer.receipt_fields()}
     counters = [KAnonymityCounter.from_ipc(o.kanon) for o in outcomes if o.kanon]
     if counters:
