@@ -9,8 +9,9 @@ tiering over the horizon. :func:`write_cost_chart` draws that comparison.
 
 from __future__ import annotations
 
-import importlib
 import typing
+
+from datamove._lazy import lazy_exports as _lazy_exports
 
 if typing.TYPE_CHECKING:
     from datamove.tiering.access import (
@@ -99,14 +100,7 @@ _HOMES = {
     "write_cost_chart": "chart",
 }
 
-
-def __getattr__(name: str) -> typing.Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_exports(__name__, _HOMES)
 
 
 __all__ = [
