@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
 
-def lazy_exports(package: str, homes: Mapping[str, str]) -> Callable[[str], Any]:
-    """A module ``__getattr__`` for ``package``: ``homes`` maps each exported
-    name to the submodule that defines it, imported when the name is first
-    read and then kept in the package's namespace."""
-    namespace = importlib.import_module(package).__dict__
+def lazy_exports(
+    namespace: MutableMapping[str, Any], homes: Mapping[str, str]
+) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for the package whose ``globals()`` is
+    ``namespace``: ``homes`` maps each exported name to the submodule that
+    defines it, imported when the name is first read and then kept."""
+    package = namespace["__name__"]
 
     def __getattr__(name: str) -> Any:
         home = homes.get(name)

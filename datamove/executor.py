@@ -208,14 +208,10 @@ def worker_environment() -> dict[str, str]:
 #: unmapped: 1.1 million extra page faults and 3 s more system time on 4 GiB.
 DASK_TRIM_ENV = "MALLOC_TRIM_THRESHOLD_"
 
-
-def _spawn_overrides() -> dict[str, None]:
-    """Dask settings that drop its malloc tuning from the embedded workers.
-
-    The workers then allocate as every other process does (glibc's defaults,
-    Arrow through jemalloc). A value the user exported is still inherited.
-    """
-    return {f"distributed.nanny.pre-spawn-environ.{DASK_TRIM_ENV}": None}
+# Dask settings that drop that tuning from the embedded workers, which then
+# allocate as every other process does (glibc's defaults, Arrow through
+# jemalloc). A value the user exported is still inherited.
+_SPAWN_OVERRIDES = {f"distributed.nanny.pre-spawn-environ.{DASK_TRIM_ENV}": None}
 
 
 def use_worker_memory_pool() -> None:
@@ -278,7 +274,7 @@ class DaskExecutor:
             import dask
 
             count = workers or default_workers()
-            with dask.config.set(_spawn_overrides()):
+            with dask.config.set(_SPAWN_OVERRIDES):
                 self._cluster = LocalCluster(
                     n_workers=count,
                     threads_per_worker=1,

@@ -90,7 +90,7 @@ _HOMES = {
     "suggest_policy": "detect",
 }
 
-__getattr__ = _lazy_exports(__name__, _HOMES)
+__getattr__ = _lazy_exports(globals(), _HOMES)
 
 
 __all__ = [

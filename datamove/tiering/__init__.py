@@ -100,7 +100,7 @@ _HOMES = {
     "write_cost_chart": "chart",
 }
 
-__getattr__ = _lazy_exports(__name__, _HOMES)
+__getattr__ = _lazy_exports(globals(), _HOMES)
 
 
 __all__ = [
